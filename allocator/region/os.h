@@ -1,0 +1,83 @@
+/*
+ * os.h -- the OS layer: every system call lofalloc's region layer makes.
+ *
+ * Contracts common to all primitives: addresses and lengths are multiples of
+ * LOF_PAGE_SIZE; a primitive returns 0 (or a pointer) on success and -1 (or
+ * NULL) on failure with errno set to the kernel's answer; errno is otherwise
+ * left alone.  None of them allocates memory or takes a lock.
+ */
+#ifndef LOF_OS_H
+#define LOF_OS_H
+
+#include "internal.h"
+
+/* What the kernel offers, probed once by lof__os_probe(). */
+typedef struct lof_os_caps {
+  bool map_lockonfault;      /* mmap honours MAP_LOCKONFAULT (VmFlags shows lf) */
+  bool dontneed_locked;      /* madvise(MADV_DONTNEED_LOCKED) works (>= 5.18) */
+  bool thp_always;           /* THP "always": sparse heaps need MADV_NOHUGEPAGE */
+  int mlockall_flags;        /* MCL_FUTURE[|MCL_ONFAULT] seen on a fresh mapping */
+} lof_os_caps_t;
+
+/* Probe the kernel: maps, inspects and unmaps two small probe mappings. */
+LOF_HIDDEN void lof__os_probe(lof_os_caps_t *caps);
+
+/* Test seam: when set, the probe asks this function instead of
+ * /proc/self/smaps for a mapping's VmFlags line (NUL-terminated, the flags
+ * after "VmFlags:").  Returns 0, or -1 if the mapping was not found. */
+typedef int (*lof_os_vmflags_fn)(const void *addr, char *buf, size_t len);
+LOF_HIDDEN extern lof_os_vmflags_fn lof__os_vmflags_hook;
+
+/* Read the VmFlags of the VMA containing addr from /proc/self/smaps. */
+LOF_HIDDEN int lof__os_read_vmflags(const void *addr, char *buf, size_t len);
+
+/* Reserve address space: PROT_NONE, MAP_NORESERVE, never locked (it is
+ * munlocked if mlockall(MCL_FUTURE) locked it), so neither RSS nor
+ * RLIMIT_MEMLOCK is charged.  align is a power of two >= page size.
+ * NULL + ENOMEM on failure. */
+LOF_HIDDEN void *lof__os_reserve(size_t size, size_t align, bool nohugepage);
+
+/* Commit a reserved range as readable, writable and lock-on-fault, with the
+ * MAP_LOCKONFAULT backend (one mmap MAP_FIXED) or the mlock2 backend
+ * (mlock2(MLOCK_ONFAULT) while still PROT_NONE, then mprotect: there is no
+ * window where the range is accessible and unlocked, and mlockall(MCL_FUTURE)
+ * cannot populate it).  Nothing is populated.  On failure the range is left
+ * reserved; errno is ENOMEM/EAGAIN (RLIMIT_MEMLOCK) or EPERM (no limit). */
+LOF_HIDDEN int lof__os_commit_locked(void *addr, size_t len, bool use_map_flag,
+                                     bool nohugepage);
+
+/* Commit a reserved range readable and writable, not locked. */
+LOF_HIDDEN int lof__os_commit_unlocked(void *addr, size_t len);
+
+/* Drop the pages of a committed range (locked or not) and keep it committed
+ * and, if it was, lock-on-fault: the next touch faults in a zero page.
+ * MADV_DONTNEED_LOCKED, or munlock + MADV_DONTNEED + mlock2 where the kernel
+ * lacks it (relock says whether the range was locked). */
+LOF_HIDDEN int lof__os_purge(void *addr, size_t len, bool relock);
+
+/* Return a committed range to the reserved state: unlocked (uncharged),
+ * PROT_NONE, pages dropped.  Adjacent reserved VMAs merge again. */
+LOF_HIDDEN int lof__os_decommit(void *addr, size_t len);
+
+/* Lock an already committed range on fault (after fork; pages already
+ * present are locked at once, nothing is populated). */
+LOF_HIDDEN int lof__os_lock_onfault(void *addr, size_t len);
+
+/* Unmap. */
+LOF_HIDDEN int lof__os_release(void *addr, size_t len);
+
+/* Test seam: force the pre-5.18 purge path (munlock + MADV_DONTNEED + mlock2). */
+LOF_HIDDEN extern bool lof__os_force_legacy_purge;
+
+/* Sum smaps fields over the VMAs that intersect [lo, hi) ranges given by
+ * the callback's table; see region.c.  Fields are in bytes. */
+typedef struct lof_os_smaps_sum {
+  uint64_t rss;
+  uint64_t locked;
+  uint64_t vmas;
+} lof_os_smaps_sum_t;
+typedef bool (*lof_os_range_pred)(uintptr_t start, uintptr_t end, void *arg);
+LOF_HIDDEN int lof__os_smaps_sum(lof_os_range_pred in_heap, void *arg,
+                                 lof_os_smaps_sum_t *sum);
+
+#endif /* LOF_OS_H */

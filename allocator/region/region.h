@@ -1,0 +1,115 @@
+/*
+ * region.h -- the region layer: every heap byte of every lofalloc frontend
+ * comes from a region, a reservation of address space whose committed parts
+ * are locked on fault.
+ *
+ * A region is reserved (PROT_NONE, not locked, not charged to
+ * RLIMIT_MEMLOCK); a frontend commits page ranges of it (usable, locked on
+ * fault: a page is locked when first touched, never before), purges ranges it
+ * has freed (pages go back to the OS, the range stays committed and
+ * lock-on-fault and reads as zeros), decommits ranges (back to reserved,
+ * uncharged) and finally releases the region.
+ *
+ * Locking can fail (RLIMIT_MEMLOCK, EPERM, LOFALLOC_MAX_LOCKED); the policy
+ * decides what happens (LOFALLOC_POLICY, see options.h): strict -> the commit
+ * fails with ENOMEM and nothing else changes; fallback -> the range is
+ * committed unlocked, counted in stats.fallback, with a warning once; abort ->
+ * a message and abort().
+ *
+ * Invariants and contracts:
+ *  - A region's state is tracked per page in two bitmaps (committed,
+ *    unlocked), so every counter in lof_stats_t is exact and a commit of an
+ *    already committed page is not counted twice.
+ *  - Callers own their ranges: two threads never operate on overlapping
+ *    ranges at once.  Different ranges of one region may be operated on
+ *    concurrently (bitmap words are updated atomically).
+ *  - No lock is held across a system call.  Regions are listed in one global
+ *    list under a mutex, touched only by reserve/release/find/stats/fork.
+ *  - Nothing here calls malloc: descriptors and bitmaps live in their own
+ *    mmap'd metadata, itself locked on fault.
+ *  - Adjacent ranges committed one after another end up in one VMA: commit
+ *    and decommit restore exactly the flags of their neighbours so the kernel
+ *    merges them; purge never changes VMA flags.
+ */
+#ifndef LOF_REGION_H
+#define LOF_REGION_H
+
+#include "internal.h"
+#include "lofalloc.h"
+
+typedef struct lof_region lof_region_t;
+
+struct lof_region {
+  uintptr_t base;            /* first byte of the reservation (read-only for callers) */
+  size_t size;               /* bytes reserved (read-only for callers) */
+  /* --- private to region.c --- */
+  uint32_t kind;             /* LOF_REGION_RESERVED or LOF_REGION_WHOLE */
+  bool whole_locked;         /* WHOLE regions: committed locked (else fallback) */
+  _Atomic(uint64_t) *committed_bits; /* 1 bit per page: committed (NULL for WHOLE) */
+  _Atomic(uint64_t) *unlocked_bits;  /* 1 bit per page: committed unlocked */
+  size_t bitmap_bytes;       /* mapping size of both bitmaps together */
+  lof_region_t *next;        /* global region list */
+  lof_region_t *prev;
+};
+
+/* Reserve size bytes (rounded up to a page) aligned to align (a power of two,
+ * at least a page).  Nothing is committed.  NULL + ENOMEM on failure. */
+LOF_HIDDEN lof_region_t *lof__region_reserve(size_t size, size_t align);
+
+/* Reserve and commit a whole region in one step (huge allocations): the
+ * cheapest path the backend has (one mmap with MAP_LOCKONFAULT).  Subject to
+ * the locking policy like a commit.  NULL + ENOMEM on failure. */
+LOF_HIDDEN lof_region_t *lof__region_map(size_t size, size_t align);
+
+/* Grow or shrink a region made by lof__region_map to new_size bytes,
+ * without copying (mremap; the region may move: read r->base after).
+ * Growth is subject to the policy.  0, or -1 + ENOMEM (region unchanged). */
+LOF_HIDDEN int lof__region_remap(lof_region_t *r, size_t new_size);
+
+/* Commit [addr, addr+len) of r: readable, writable, lock-on-fault (or
+ * unlocked under the fallback policy).  Pages never committed before, and
+ * pages purged since, read as zeros.  0, or -1 + ENOMEM (strict policy or a
+ * kernel failure; the range stays as it was). */
+LOF_HIDDEN int lof__region_commit(lof_region_t *r, void *addr, size_t len);
+
+/* Drop the pages of a committed range; it stays committed and lock-on-fault
+ * and refaults as zeros.  0, or -1 + errno from the kernel. */
+LOF_HIDDEN int lof__region_purge(lof_region_t *r, void *addr, size_t len);
+
+/* Return a committed range to reserved (pages dropped, no longer charged). */
+LOF_HIDDEN int lof__region_decommit(lof_region_t *r, void *addr, size_t len);
+
+/* Unmap the whole region and free its descriptor.  r is invalid after. */
+LOF_HIDDEN void lof__region_release(lof_region_t *r);
+
+/* The region containing addr, or NULL.  O(number of regions). */
+LOF_HIDDEN lof_region_t *lof__region_find(const void *addr);
+
+/* True when every page of [addr, addr+len) of r is committed. */
+LOF_HIDDEN bool lof__region_is_committed(const lof_region_t *r,
+                                         const void *addr, size_t len);
+
+/* Initialise (idempotent, thread-safe; every entry point above calls it). */
+LOF_HIDDEN void lof__region_init(void);
+
+/* The backend chosen at init. */
+LOF_HIDDEN lof_backend_t lof__region_backend(void);
+
+/* Fill the region-layer fields of *st (everything but the frontend's). */
+LOF_HIDDEN void lof__region_stats(lof_stats_t *st);
+
+/* Print *st to fd, one field a line. */
+LOF_HIDDEN void lof__stats_print(int fd, const lof_stats_t *st);
+
+/* fork: the frontend's atfork handlers call these last (prefork) and first
+ * (postfork).  The child re-locks its committed locked ranges on fault
+ * (memory locks are not inherited across fork) unless LOFALLOC_FORK_RELOCK=0. */
+LOF_HIDDEN void lof__region_prefork(void);
+LOF_HIDDEN void lof__region_postfork_parent(void);
+LOF_HIDDEN void lof__region_postfork_child(void);
+
+/* Test seam: forget the probed backend so the next call probes again (only
+ * valid while no region exists). */
+LOF_HIDDEN void lof__region_reset_for_test(void);
+
+#endif /* LOF_REGION_H */
