@@ -21,6 +21,9 @@ LOF_HIDDEN extern extent_hooks_t lof__je_hooks;
  * dalloc opts out when it is true (see hooks.c). */
 LOF_HIDDEN extern bool lof__je_hooks_retain;
 
+/* Commit mode (hooks.c banner): true = eager, false = lazy. */
+LOF_HIDDEN extern bool lof__je_hooks_eager;
+
 /* Read the jemalloc options the hooks depend on (idempotent; calls mallctl,
  * so never from inside a hook). */
 LOF_HIDDEN void lof__je_hooks_init(void);
