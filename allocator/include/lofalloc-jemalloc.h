@@ -37,8 +37,9 @@ LOF_EXPORT int lof_je_arena_create(unsigned *arena_ind);
 LOF_EXPORT void *lof_je_extent_hooks(void);
 
 /* Install the hooks on every automatic arena (arena 0 now; the others are
- * initialised with them, so their first extent is already lock-on-fault).
- * Idempotent.  0, or an errno value from mallctl.  The whole-process library
+ * initialised with them, so their first extent is already lock-on-fault;
+ * the huge arena for allocations >= opt.oversize_threshold is created with
+ * one such allocation and switched).  Idempotent.  0, or an errno value from mallctl.  The whole-process library
  * calls it from its constructor. */
 LOF_EXPORT int lof_je_hook_automatic_arenas(void);
 

@@ -1,7 +1,7 @@
 /*
  * arena.c -- jemalloc arenas backed by the lofalloc hooks: creating them
  * (lof_je_arena_create), putting the hooks under jemalloc's automatic
- * arenas (lof_je_hook_automatic_arenas), and the registry of which arenas
+ * arenas, the huge arena included (lof_je_hook_automatic_arenas), and the registry of which arenas
  * use the hooks (for stats).
  *
  * Invariants: an arena is marked in the registry before any allocation can
@@ -56,6 +56,27 @@ static int arena_hook(unsigned ind) {
   return mallctl(name, &old, &sz, &hooks, sizeof(hooks));
 }
 
+/* jemalloc serves allocations of opt.oversize_threshold bytes and more
+ * from a dedicated automatic "huge" arena (index narenas), created on first
+ * use with the default hooks; arena.<i>.extent_hooks cannot initialise it.
+ * So: make jemalloc create it with one such allocation, find its index with
+ * arenas.lookup, and switch it to the hooks.  (In the whole-process mode the
+ * mappings this makes are still inside the bootstrap window, so they are
+ * locked on fault too.)  0, or an errno value. */
+static int arena_hook_huge(unsigned narenas) {
+  size_t threshold = 0, sz = sizeof(threshold);
+  if (mallctl("opt.oversize_threshold", &threshold, &sz, NULL, 0) != 0) return 0;
+  if (threshold == 0 || threshold > ((size_t)1 << 30)) return 0; /* none, or not worth it */
+  void *p = mallocx(threshold, MALLOCX_TCACHE_NONE);
+  if (p == NULL) return ENOMEM;
+  unsigned ind = 0;
+  size_t isz = sizeof(ind);
+  int err = mallctl("arenas.lookup", &ind, &isz, &p, sizeof(p));
+  if (err == 0 && ind >= narenas) err = arena_hook(ind);
+  dallocx(p, MALLOCX_TCACHE_NONE);
+  return err;
+}
+
 int lof_je_hook_automatic_arenas(void) {
   static pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
   static bool done;
@@ -67,6 +88,7 @@ int lof_je_hook_automatic_arenas(void) {
     size_t sz = sizeof(n);
     err = mallctl("opt.narenas", &n, &sz, NULL, 0);
     for (unsigned i = 0; err == 0 && i < n; i++) err = arena_hook(i);
+    if (err == 0) err = arena_hook_huge(n);
     done = err == 0;
   }
   pthread_mutex_unlock(&mutex);

@@ -94,16 +94,9 @@ static void hooks_init_once(void) {
   size_t sz = sizeof(retain);
   if (mallctl("opt.retain", &retain, &sz, NULL, 0) == 0) lof__je_hooks_retain = retain;
   lof__region_init();
-  const char *mode = secure_getenv("LOFALLOC_JE_COMMIT");
-  if (mode != NULL && strcmp(mode, "eager") == 0) {
-    lof__je_hooks_eager = true;
-  } else if (mode != NULL && strcmp(mode, "lazy") == 0) {
-    lof__je_hooks_eager = false;
-  } else {
-    if (mode != NULL && strcmp(mode, "auto") != 0)
-      lof__message("LOFALLOC_JE_COMMIT: unknown value \"%s\" (auto|eager|lazy), using auto", mode);
-    lof__je_hooks_eager = hooks_lock_charge_free();
-  }
+  int64_t mode = lof__option(LOF_OPT_JE_COMMIT);
+  lof__je_hooks_eager = mode == LOF_JE_COMMIT_EAGER ||
+                        (mode == LOF_JE_COMMIT_AUTO && hooks_lock_charge_free());
   if (lof__option(LOF_OPT_VERBOSE))
     lof__message("jemalloc hooks: retain %s, commit %s", retain ? "on" : "off",
                  lof__je_hooks_eager ? "eager" : "lazy");

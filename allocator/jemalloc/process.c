@@ -98,6 +98,7 @@ static void *process_mmap(void *addr, size_t len, int prot, int flags, int fd,
       !process_caller_is_jemalloc(caller))
     return p;
   int saved = errno;
+  lof__je_fork_register_early();
   if (!process_adopt(p, len)) {
     syscall(SYS_munmap, p, len);
     errno = ENOMEM;
