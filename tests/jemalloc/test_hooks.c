@@ -189,6 +189,8 @@ static void test_dalloc_partial(void **state) {
   char *p = lof->alloc(lof, NULL, 1 * MiB, 4096, &zero, &commit, 0);
   assert_non_null(p);
   memset(p, 1, MiB);
+  uint64_t locked_before = 0;
+  assert_int_equal(smaps_range(p, MiB, NULL, &locked_before, NULL), 0);
   bool refused = lof->dalloc(lof, p, 512 * KiB, true, 0);
   /* under retain jemalloc keeps the range (we opt out); without, the
    * piece is decommitted and the region stays for the other half */
@@ -202,9 +204,11 @@ static void test_dalloc_partial(void **state) {
     committed = false;
   }
   assert_int_equal(je_stats().committed, before.committed + (committed ? MiB : 512 * KiB));
-  uint64_t locked = 1;
-  assert_int_equal(smaps_range(p, 512 * KiB, NULL, &locked, NULL), 0);
-  if (committed) assert_true(locked <= 512 * KiB); /* only the other half's pages */
+  /* either way the first half's pages left RAM (smaps sums whole VMAs, and
+   * a VMA may span neighbouring regions: compare before and after) */
+  uint64_t locked = 0;
+  assert_int_equal(smaps_range(p, MiB, NULL, &locked, NULL), 0);
+  assert_true(locked + 512 * KiB <= locked_before);
   lof->destroy(lof, p, 512 * KiB, committed, 0);
   lof->destroy(lof, p + 512 * KiB, 512 * KiB, true, 0);
   assert_int_equal(je_stats().regions, before.regions);
@@ -257,7 +261,7 @@ static void test_spy_arena_life(void **state) {
   spy_print("dallocx + purge");
   assert_true(spy_calls[SPY_DALLOC] >= 1);
   if (opt_retain()) assert_true(spy_calls[SPY_DECOMMIT] >= 1);
-  if (eager) assert_true(spy_calls[SPY_PURGE_FORCED] >= 1);
+  if (eager && opt_retain()) assert_true(spy_calls[SPY_PURGE_FORCED] >= 1);
   lof_stats_t after = je_stats();
   if (!eager) assert_true(after.committed + n <= st.committed);
   uint64_t rss = 0, locked = 0;
@@ -293,7 +297,7 @@ static void test_spy_small_churn(void **state) {
     }
     for (int i = 0; i < N; i++) {
       assert_int_equal(((unsigned char *)ptrs[i])[0], i & 0xff);
-      assert_true(smaps_has_flags(ptrs[i], "lo lf") || i % 512 != 0);
+      if (i % 4096 == 0) assert_true(smaps_has_flags(ptrs[i], "lo lf"));
       dallocx(ptrs[i], MALLOCX_TCACHE_NONE);
     }
   }

@@ -160,7 +160,7 @@ static void test_purge(void **state) {
   uint64_t locked = 0;
   assert_int_equal(smaps_range(p, n, NULL, &locked, NULL), 0);
   assert_true(locked >= n);
-  uintptr_t where = (uintptr_t)p;
+  volatile uintptr_t where = (uintptr_t)p;
   free(p);
   char name[64];
   snprintf(name, sizeof name, "arena.%u.purge", ind);
