@@ -22,15 +22,18 @@ def vmas(pid):
         for line in f:
             m = HDR.match(line)
             if m:
+                if cur:
+                    yield cur
                 cur = {'start': int(m.group(1), 16), 'end': int(m.group(2), 16),
                        'perm': m.group(3), 'path': m.group(4).strip()}
-                yield cur
                 continue
             key, _, val = line.partition(':')
             if key == 'VmFlags':
                 cur['flags'] = val.split()
             elif key in ('Rss', 'Locked'):
                 cur[key] = int(val.split()[0]) * 1024
+    if cur:
+        yield cur
 
 
 def main():
