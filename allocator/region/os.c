@@ -22,8 +22,14 @@ static bool os_dontneed_locked = true; /* set by the probe */
 #define OS_RW (PROT_READ | PROT_WRITE)
 #define OS_ANON (MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE)
 
+/* Raw system calls for the lock family: sanitizer runtimes intercept the
+ * libc wrappers of munlock/mlockall and turn them into no-ops. */
 static int os_mlock2(void *addr, size_t len, unsigned flags) {
   return (int)syscall(SYS_mlock2, addr, len, flags);
+}
+
+static int os_munlock(void *addr, size_t len) {
+  return (int)syscall(SYS_munlock, addr, len);
 }
 
 /* ---- /proc readers ------------------------------------------------------ */
@@ -250,7 +256,7 @@ void *lof__os_reserve(size_t size, size_t align, bool nohugepage) {
   if (span_end > end) munmap((void *)end, span_end - end);
   /* Under mlockall(MCL_FUTURE) the reservation was locked and charged:
    * undo that, only commits are charged.  A no-op otherwise. */
-  munlock((void *)aligned, size);
+  os_munlock((void *)aligned, size);
   if (nohugepage) madvise((void *)aligned, size, MADV_NOHUGEPAGE);
   return (void *)aligned;
 }
@@ -267,7 +273,7 @@ int lof__os_commit_locked(void *addr, size_t len, bool use_map_flag, bool nohuge
   if (os_mlock2(addr, len, MLOCK_ONFAULT) != 0) return -1;
   if (mprotect(addr, len, OS_RW) != 0) {
     int err = errno;
-    munlock(addr, len);
+    os_munlock(addr, len);
     errno = err;
     return -1;
   }
@@ -283,7 +289,7 @@ int lof__os_purge(void *addr, size_t len, bool relock) {
     return madvise(addr, len, MADV_DONTNEED_LOCKED);
   if (!relock) return madvise(addr, len, MADV_DONTNEED);
   /* Before 5.18: MADV_DONTNEED fails with EINVAL on locked memory. */
-  if (munlock(addr, len) != 0) return -1;
+  if (os_munlock(addr, len) != 0) return -1;
   int rc = madvise(addr, len, MADV_DONTNEED);
   int err = errno;
   if (os_mlock2(addr, len, MLOCK_ONFAULT) != 0) return -1;
@@ -292,7 +298,7 @@ int lof__os_purge(void *addr, size_t len, bool relock) {
 }
 
 int lof__os_decommit(void *addr, size_t len) {
-  if (munlock(addr, len) != 0) return -1;
+  if (os_munlock(addr, len) != 0) return -1;
   if (madvise(addr, len, MADV_DONTNEED) != 0) return -1;
   return mprotect(addr, len, PROT_NONE);
 }
