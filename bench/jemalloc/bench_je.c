@@ -9,6 +9,10 @@
  * the ratio lof/stock per workload and their geometric mean.
  *
  *   bench_je [-r reps] [-s scale]      (scale 1 = default sizes)
+ *   bench_je -d [-r reps] [-s scale]   the same workloads on the default
+ *       path (flags 0 = the thread's automatic arena and tcache, as malloc):
+ *       run it with and without liblofalloc-jemalloc-process.so preloaded
+ *       to measure the whole-process mode (bench/jemalloc/process_ratio.sh).
  */
 #include <jemalloc/jemalloc.h>
 #include <math.h>
@@ -40,14 +44,22 @@ static uint64_t rng(uint64_t *s) {
   return *s;
 }
 
+/* The "default" heap: flags 0, i.e. the thread's automatic arena and its
+ * implicit tcache -- what malloc does (-d mode). */
+#define HEAP_DEFAULT UINT32_MAX
+
 /* Per-thread flags: the heap's arena and this thread's tcache for it. */
 static int thread_flags(const heap_t *h, unsigned *tc) {
+  *tc = HEAP_DEFAULT;
+  if (h->arena == HEAP_DEFAULT) return 0;
   size_t sz = sizeof *tc;
   if (mallctl("tcache.create", tc, &sz, NULL, 0) != 0) abort();
   return MALLOCX_ARENA(h->arena) | MALLOCX_TCACHE(*tc);
 }
 
-static void thread_done(unsigned tc) { mallctl("tcache.destroy", NULL, NULL, &tc, sizeof tc); }
+static void thread_done(unsigned tc) {
+  if (tc != HEAP_DEFAULT) mallctl("tcache.destroy", NULL, NULL, &tc, sizeof tc);
+}
 
 typedef struct targ { const heap_t *h; int id; void *shared; } targ_t;
 
@@ -210,13 +222,29 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
-  int reps = 5, opt;
-  while ((opt = getopt(argc, argv, "r:s:")) != -1) {
+  int reps = 5, opt, default_mode = 0;
+  while ((opt = getopt(argc, argv, "dr:s:")) != -1) {
     if (opt == 'r') reps = atoi(optarg);
     else if (opt == 's') scale = atof(optarg);
-    else { fprintf(stderr, "usage: %s [-r reps] [-s scale]\n", argv[0]); return 2; }
+    else if (opt == 'd') default_mode = 1;
+    else { fprintf(stderr, "usage: %s [-d] [-r reps] [-s scale]\n", argv[0]); return 2; }
   }
   if (reps < 1 || reps > 99) reps = 5;
+  int nw = (int)(sizeof workloads / sizeof workloads[0]);
+  if (default_mode) {
+    heap_t def = {HEAP_DEFAULT};
+    for (int w = 0; w < nw; w++) {
+      double t[99];
+      for (int r = 0; r < reps; r++) {
+        double t0 = now();
+        workloads[w].fn(&def);
+        t[r] = now() - t0;
+      }
+      qsort(t, (size_t)reps, sizeof(double), cmp_double);
+      printf("%-18s %10.1f\n", workloads[w].name, t[reps / 2] * 1e3);
+    }
+    return 0;
+  }
   heap_t stock, lof;
   size_t sz = sizeof stock.arena;
   if (mallctl("arenas.create", &stock.arena, &sz, NULL, 0) != 0 || lof_je_arena_create(&lof.arena) != 0) {
@@ -226,7 +254,6 @@ int main(int argc, char **argv) {
   printf("bench_je: reps %d, scale %.2f, stock arena %u, lof arena %u\n", reps, scale, stock.arena, lof.arena);
   printf("%-18s %10s %10s %8s\n", "workload", "stock ms", "lof ms", "lof/stock");
   double logsum = 0;
-  int nw = (int)(sizeof workloads / sizeof workloads[0]);
   for (int w = 0; w < nw; w++) {
     double ts[99], tl[99];
     for (int r = 0; r < reps; r++) {
