@@ -89,6 +89,8 @@ static bool hooks_lock_charge_free(void) {
   return (data[CAP_TO_INDEX(CAP_IPC_LOCK)].effective & CAP_TO_MASK(CAP_IPC_LOCK)) != 0;
 }
 
+static void hooks_print_stats_at_exit(void) { lof_je_stats_print(2); }
+
 static void hooks_init_once(void) {
   bool retain = true;
   size_t sz = sizeof(retain);
@@ -97,6 +99,7 @@ static void hooks_init_once(void) {
   int64_t mode = lof__option(LOF_OPT_JE_COMMIT);
   lof__je_hooks_eager = mode == LOF_JE_COMMIT_EAGER ||
                         (mode == LOF_JE_COMMIT_AUTO && hooks_lock_charge_free());
+  if (lof__option(LOF_OPT_STATS)) atexit(hooks_print_stats_at_exit);
   if (lof__option(LOF_OPT_VERBOSE))
     lof__message("jemalloc hooks: retain %s, commit %s", retain ? "on" : "off",
                  lof__je_hooks_eager ? "eager" : "lazy");
@@ -254,9 +257,7 @@ static void *hooks_alloc(extent_hooks_t *h, void *new_addr, size_t size,
       return NULL;
     } /* else an eager commit failed: hand it out reserved, as asked */
   }
-  if (!ledger_add(r, size)) {
-    /* Untracked: never released, still correct. */
-  }
+  (void)ledger_add(r, size); /* untracked when full: never released, still correct */
   *zero = true; /* fresh pages, committed or not, read as zero */
   HOOKS_COUNT(allocs);
   errno = saved;
@@ -404,4 +405,7 @@ extent_hooks_t lof__je_hooks = {
   .merge = hooks_merge,
 };
 
-void *lof_je_extent_hooks(void) { return &lof__je_hooks; }
+void *lof_je_extent_hooks(void) {
+  lof__je_hooks_init();
+  return &lof__je_hooks;
+}
