@@ -37,6 +37,7 @@ typedef struct lof_je_counters {
   _Atomic(uint64_t) destroys;     /* destroy calls */
   _Atomic(uint64_t) releases;     /* regions released (all their bytes given back) */
   _Atomic(uint64_t) foreign;      /* calls on ranges not from the region layer */
+  _Atomic(uint64_t) bootstrap;    /* bytes of jemalloc's bootstrap mappings locked on fault (process.c) */
 } lof_je_counters_t;
 LOF_HIDDEN extern lof_je_counters_t lof__je_counters;
 

@@ -83,6 +83,7 @@ static bool process_adopt(void *p, size_t len) {
   }
   lof__je_bootstrap_add(p, span);
   atomic_fetch_add(&process_adopted, span);
+  atomic_fetch_add(&lof__je_counters.bootstrap, span);
   atomic_fetch_add(&process_adopted_maps, 1);
   return true;
 }

@@ -65,8 +65,10 @@ void lof_je_stats_print(int fd) {
   lof_stats_t st;
   if (lof_je_stats_get(&st, sizeof st) != 0) return;
   lof__stats_print(fd, &st);
-  dprintf(fd, "jemalloc hooks: allocs %llu alloc_fails %llu dallocs %llu destroys %llu releases %llu foreign %llu\n",
+  dprintf(fd, "lofalloc: jemalloc hooks: allocs %llu alloc_fails %llu dallocs %llu destroys %llu "
+              "releases %llu foreign %llu bootstrap %llu bytes\n",
           (unsigned long long)lof__je_counters.allocs, (unsigned long long)lof__je_counters.alloc_fails,
           (unsigned long long)lof__je_counters.dallocs, (unsigned long long)lof__je_counters.destroys,
-          (unsigned long long)lof__je_counters.releases, (unsigned long long)lof__je_counters.foreign);
+          (unsigned long long)lof__je_counters.releases, (unsigned long long)lof__je_counters.foreign,
+          (unsigned long long)lof__je_counters.bootstrap);
 }
