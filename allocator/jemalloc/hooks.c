@@ -174,6 +174,8 @@ static bool ledger_sub(lof_region_t *r, size_t len) {
 
 /* ---- the bootstrap ranges (whole-process mode) -------------------------- */
 
+/* Written by process.c's mmap only inside the bootstrap window, which ends
+ * in its constructor, before a program can start threads; read by hooks. */
 #define BOOT_SLOTS 64
 static struct { uintptr_t start, end; } boot_ranges[BOOT_SLOTS];
 static _Atomic(unsigned) boot_count;
