@@ -1,7 +1,7 @@
 /*
- * fork.c -- fork(2) with lock-on-fault arenas: the region layer's mutex is
- * taken around fork, and the child locks its heap again (memory locks are
- * not inherited across fork).
+ * fork.c -- fork(2) with lock-on-fault arenas: the region layer's mutex and
+ * the hooks' ledger mutex are taken around fork, and the child locks its
+ * heap again (memory locks are not inherited across fork).
  *
  * Lock order: the hooks run with jemalloc's arena mutexes held and take the
  * region mutex inside (reserve/release/find), so around fork the region
@@ -13,8 +13,8 @@
  *    call in its initialisation (lof__je_fork_register_early);
  *  - liblofalloc-jemalloc is loaded after jemalloc has initialised itself
  *    (jemalloc is its dependency), too late for that order: it registers
- *    only a child handler, which re-initialises the region mutex and
- *    re-locks the child's heap, without taking the mutex in the parent.  A
+ *    only a child handler, which re-initialises the mutexes and re-locks
+ *    the child's heap, without taking them in the parent.  A
  *    fork racing with a region reserve/release on another thread can then
  *    see the region list mid-update in the child (doc/jemalloc.md, limits).
  */
@@ -26,9 +26,20 @@
 
 static _Atomic(bool) fork_registered;
 
-static void fork_prepare(void) { lof__region_prefork(); }
-static void fork_parent(void) { lof__region_postfork_parent(); }
-static void fork_child(void) { lof__region_postfork_child(); }
+static void fork_prepare(void) {
+  lof__je_hooks_prefork();
+  lof__region_prefork();
+}
+
+static void fork_parent(void) {
+  lof__region_postfork_parent();
+  lof__je_hooks_postfork_parent();
+}
+
+static void fork_child(void) {
+  lof__region_postfork_child();
+  lof__je_hooks_postfork_child();
+}
 
 void lof__je_fork_register_early(void) {
   if (atomic_exchange(&fork_registered, true)) return;

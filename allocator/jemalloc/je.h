@@ -52,6 +52,11 @@ LOF_HIDDEN void lof__je_arena_mark(unsigned ind);
 LOF_HIDDEN bool lof__je_bootstrap_add(const void *addr, size_t len);
 LOF_HIDDEN bool lof__je_bootstrap_contains(const void *addr, size_t len);
 
+/* The ledger mutex around fork (hooks.c). */
+LOF_HIDDEN void lof__je_hooks_prefork(void);
+LOF_HIDDEN void lof__je_hooks_postfork_parent(void);
+LOF_HIDDEN void lof__je_hooks_postfork_child(void);
+
 /* Register the fork handlers in the right order relative to jemalloc's
  * (fork.c); call before jemalloc registers its own (process.c). */
 LOF_HIDDEN void lof__je_fork_register_early(void);

@@ -14,7 +14,7 @@ status=0
 run() {
   desc="$1"; shift
   for t in ./test_hooks ./test_arena; do
-    if env "$@" "$t" >"conf.$$.log" 2>&1; then
+    if timeout 300 env "$@" "$t" >"conf.$$.log" 2>&1; then
       echo "PASS: $t [$desc]"
     else
       echo "FAIL: $t [$desc]"; cat "conf.$$.log"; status=1

@@ -17,7 +17,7 @@ je="$(pkg-config --variable=libdir jemalloc 2>/dev/null || echo /usr/lib/x86_64-
 status=0
 run() {
   desc="$1"; shift
-  if env "$@" LD_PRELOAD="$je $lib" "$here/test_process" >"$here/process.$$.log" 2>&1; then
+  if timeout 300 env "$@" LD_PRELOAD="$je $lib" "$here/test_process" >"$here/process.$$.log" 2>&1; then
     echo "PASS: whole-process [$desc]"; grep -E "^  " "$here/process.$$.log"
   else
     echo "FAIL: whole-process [$desc]"; cat "$here/process.$$.log"; status=1

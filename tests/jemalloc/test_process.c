@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -199,6 +200,49 @@ static void test_fork(void **state) {
   free(keep);
 }
 
+/* fork while other threads allocate (and grow, purge, release regions):
+ * the process library orders the region and ledger mutexes after
+ * jemalloc's own around fork, so no child deadlocks; each child allocates. */
+static _Atomic int churn_stop;
+
+static void *churn_body(void *arg) {
+  (void)arg;
+  unsigned seed = 7;
+  while (!churn_stop) {
+    size_t n = 16 + (size_t)(rand_r(&seed) % (rand_r(&seed) % 8 == 0 ? 3 << 20 : 4096));
+    char *p = malloc(n);
+    if (p) {
+      p[0] = 1;
+      p[n - 1] = 1;
+      free(p);
+    }
+  }
+  return NULL;
+}
+
+static void test_fork_with_threads(void **state) {
+  pthread_t t[3];
+  churn_stop = 0;
+  for (int i = 0; i < 3; i++) assert_int_equal(pthread_create(&t[i], NULL, churn_body, NULL), 0);
+  for (int k = 0; k < 40; k++) {
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+      char *p = malloc(5 << 20);
+      if (p == NULL) _exit(1);
+      memset(p, 1, 5 << 20);
+      _exit(smaps_range_all_have_flags(p, 5 << 20, "lo lf") ? 0 : 2);
+    }
+    int status = 0;
+    /* a deadlocked child would hang here: the harness' timeout catches it */
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+  }
+  churn_stop = 1;
+  for (int i = 0; i < 3; i++) pthread_join(t[i], NULL);
+}
+
 int main(void) {
   if (dlsym(RTLD_DEFAULT, "lof_je_hook_automatic_arenas") == NULL) {
     fprintf(stderr, "test_process: run me with liblofalloc-jemalloc-process.so preloaded\n");
@@ -211,6 +255,7 @@ int main(void) {
     cmocka_unit_test(test_threads_lolf),
     cmocka_unit_test(test_purge),
     cmocka_unit_test(test_fork),
+    cmocka_unit_test(test_fork_with_threads),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
