@@ -61,8 +61,8 @@ static int arena_hook(unsigned ind) {
  * use with the default hooks; arena.<i>.extent_hooks cannot initialise it.
  * So: make jemalloc create it with one such allocation, find its index with
  * arenas.lookup, and switch it to the hooks.  (In the whole-process mode the
- * mappings this makes are still inside the bootstrap window, so they are
- * locked on fault too.)  0, or an errno value. */
+ * mappings this makes are jemalloc's own, so process.c locks them on fault.)
+ * 0, or an errno value. */
 static int arena_hook_huge(unsigned narenas) {
   size_t threshold = 0, sz = sizeof(threshold);
   if (mallctl("opt.oversize_threshold", &threshold, &sz, NULL, 0) != 0) return 0;

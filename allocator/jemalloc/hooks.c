@@ -179,12 +179,15 @@ void lof__je_hooks_prefork(void) { pthread_mutex_lock(&ledger_mutex); }
 void lof__je_hooks_postfork_parent(void) { pthread_mutex_unlock(&ledger_mutex); }
 void lof__je_hooks_postfork_child(void) { pthread_mutex_init(&ledger_mutex, NULL); }
 
-/* ---- the bootstrap ranges (whole-process mode) -------------------------- */
+/* ---- jemalloc's own mappings, locked by process.c (whole-process mode) -- */
 
-/* Written by process.c's mmap only inside the bootstrap window, which ends
- * in its constructor, before a program can start threads; read by hooks. */
-#define BOOT_SLOTS 64
-static struct { uintptr_t start, end; } boot_ranges[BOOT_SLOTS];
+/* jemalloc's own mappings that process.c locked on fault.  Slots are
+ * claimed with an atomic counter; a reader may see a claimed slot before it
+ * is filled (a zero range, matching nothing): it then purges that range
+ * without the pre-5.18 re-lock, the only use of this table.  Full: later
+ * ranges are not listed (same consequence). */
+#define BOOT_SLOTS 256
+static struct { _Atomic(uintptr_t) start, end; } boot_ranges[BOOT_SLOTS];
 static _Atomic(unsigned) boot_count;
 
 bool lof__je_bootstrap_add(const void *addr, size_t len) {

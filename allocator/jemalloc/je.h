@@ -44,11 +44,11 @@ LOF_HIDDEN extern lof_je_counters_t lof__je_counters;
 /* Remember that arena ind uses the hooks (arena.c). */
 LOF_HIDDEN void lof__je_arena_mark(unsigned ind);
 
-/* The whole-process bootstrap: mappings jemalloc made with its default
- * hooks before ours were installed, that process.c locked on fault.  Hooks
- * asked about a range outside the region layer ("foreign") purge it keeping
- * it locked when it is listed here.  add returns false when the table is
- * full (the range is then treated as unlocked). */
+/* The whole-process mode: mappings jemalloc made with its default hooks
+ * (before ours were installed, or for metadata), that process.c locked on
+ * fault.  Hooks asked about a range outside the region layer ("foreign")
+ * purge it keeping it locked when it is listed here.  add returns false when
+ * the table is full (the range is then treated as unlocked). */
 LOF_HIDDEN bool lof__je_bootstrap_add(const void *addr, size_t len);
 LOF_HIDDEN bool lof__je_bootstrap_contains(const void *addr, size_t len);
 

@@ -149,6 +149,22 @@ static void test_no_unlocked_heap(void **state) {
   assert_true(residue < 1024 * 1024);
 }
 
+/* jemalloc's metadata keeps growing with its own default hooks where the
+ * base was created before ours (b0, the huge arena): the global extent map's
+ * radix-tree leaves come from b0, a new leaf for each new GiB of address
+ * space.  Spread blocks over several GiB, then check the whole space again:
+ * those late metadata blocks must be locked too. */
+static void test_late_metadata_lolf(void **state) {
+  void *big[6];
+  for (int i = 0; i < 6; i++) {
+    big[i] = malloc((size_t)1 << 30);
+    assert_non_null(big[i]);
+    ((char *)big[i])[4096 * i] = 1;
+  }
+  test_no_unlocked_heap(state);
+  for (int i = 0; i < 6; i++) free(big[i]);
+}
+
 static void test_purge(void **state) {
   /* 4 MiB blocks: below opt.oversize_threshold, from this thread's arena
    * (whose decay does not purge at once, unlike the huge arena's) */
@@ -253,6 +269,7 @@ int main(void) {
     cmocka_unit_test(test_no_unlocked_heap),
     cmocka_unit_test(test_blocks_lolf),
     cmocka_unit_test(test_threads_lolf),
+    cmocka_unit_test(test_late_metadata_lolf),
     cmocka_unit_test(test_purge),
     cmocka_unit_test(test_fork),
     cmocka_unit_test(test_fork_with_threads),

@@ -38,10 +38,11 @@ def vmas(pid):
 
 def main():
     pid = sys.argv[1]
+    allv = list(vmas(pid))
     prev = None
     lolf = lolf_locked = residue = 0
     ok = True
-    for v in vmas(pid):
+    for idx, v in enumerate(allv):
         size = v['end'] - v['start']
         flags = v.get('flags', [])
         if 'lo' in flags and 'lf' in flags:
@@ -56,6 +57,9 @@ def main():
             if size >= 512 * 1024:
                 print(f'FAIL: unlocked anonymous VMA {v["start"]:#x}-{v["end"]:#x} '
                       f'({size >> 10} KiB, Rss {v.get("Rss", 0) >> 10} KiB)')
+                for n in allv[max(0, idx - 2):idx + 3]:
+                    print(f'      {n["start"]:#x}-{n["end"]:#x} {n["perm"]} {n["path"]} '
+                          f'{" ".join(n.get("flags", []))}')
                 ok = False
         prev = v
     print(f'vmas: lo lf {lolf >> 10} KiB (Locked {lolf_locked >> 10} KiB), '
