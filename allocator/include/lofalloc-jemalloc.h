@@ -39,8 +39,11 @@ LOF_EXPORT void *lof_je_extent_hooks(void);
 /* Install the hooks on every automatic arena (arena 0 now; the others are
  * initialised with them, so their first extent is already lock-on-fault;
  * the huge arena for allocations >= opt.oversize_threshold is created with
- * one such allocation and switched).  Idempotent.  0, or an errno value from mallctl.  The whole-process library
- * calls it from its constructor. */
+ * one such allocation and switched).  Idempotent.  0, or an errno value from
+ * mallctl.  The whole-process library calls it from its constructor; called
+ * from a program without that library, what jemalloc mapped before, and the
+ * metadata blocks b0 and the huge arena add later (jemalloc keeps their
+ * metadata hooks), stay unlocked. */
 LOF_EXPORT int lof_je_hook_automatic_arenas(void);
 
 /* True when arena ind uses the lofalloc hooks. */
