@@ -20,7 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "malloc.h"
+#include "frontend.h"
 #include "options.h"
 
 /* ---- misuse --------------------------------------------------------------- */
@@ -112,11 +112,13 @@ LOF_EXPORT void lof_free(void *p) {
     if (LOF_LIKELY(s->state == LOF_SPAN_SMALL)) {
       uint32_t off = (uint32_t)((uintptr_t)p - lof__span_start(s));
       uint32_t idx = (uint32_t)(((uint64_t)off * s->inv) >> 32);
-      if (LOF_UNLIKELY(idx * s->block_size != off || idx >= s->capacity))
+      if (LOF_UNLIKELY(idx * s->block_size != off))
         lof__invalid_free(p, "invalid pointer (not the start of a block)");
       lof_block_t *b = p;
       lof_heap_t *h = lof__heap_tls;
       if (LOF_LIKELY(atomic_load_explicit(&s->owner, memory_order_relaxed) == h->id)) {
+        /* capacity is the owner's: only it may read it */
+        if (LOF_UNLIKELY(idx >= s->capacity)) lof__invalid_free(p, "invalid pointer (never allocated)");
         if (LOF_UNLIKELY(b->cookie == lof__block_cookie(b))) lof__double_free_check(h, s, b);
         b->cookie = lof__block_cookie(b);
         b->next = s->local_free;

@@ -17,7 +17,7 @@
 #include <sched.h>
 #include <time.h>
 
-#include "malloc.h"
+#include "frontend.h"
 #include "options.h"
 
 LOF_HIDDEN lof_arena_t lof__arenas[LOF_MAX_ARENAS];

@@ -10,7 +10,7 @@
  * check is safe while other threads run (their own small spans are only
  * checked for geometry).  Returns 0, or -1 after one message on stderr.
  */
-#include "malloc.h"
+#include "frontend.h"
 
 static int check_segment(lof_arena_t *a, lof_segment_t *seg) {
   size_t i = LOF_SEG_HDR_PAGES;

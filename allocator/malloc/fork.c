@@ -20,7 +20,7 @@
  * lists.  We do not adopt them: one of those threads may have been halfway
  * through a lock-free fast path when fork() copied its span.
  */
-#include "malloc.h"
+#include "frontend.h"
 
 static void fork_prepare(void) {
   lof__segment_prefork();

@@ -12,9 +12,11 @@
  *
  * Other threads free onto the span's xfree stack (one CAS).  The owner takes
  * the whole stack with one exchange when its current span runs dry, before
- * bumping fresh blocks and before asking the arena for a new span.  Spans on
- * `fulls` are rescanned when the heap has taken a quarter as many fresh spans
- * as it has full ones, which keeps the scan amortised O(1) per span.
+ * bumping fresh blocks and before asking the arena for a new span.  Before
+ * it takes a new span it also looks at the LOF_FULL_PROBE oldest spans of
+ * `fulls` (the ones most likely emptied by other threads: a consumer frees in
+ * the order a producer allocated) and rotates those still full to the front,
+ * so the cost stays O(1) per span and no full span is forgotten.
  *
  * When a thread exits (pthread key destructor) its empty spans go back to the
  * arena and the others are abandoned: owner = 0 and onto a global per-class
@@ -27,7 +29,7 @@
 #include <string.h>
 #include <sys/auxv.h>
 
-#include "malloc.h"
+#include "frontend.h"
 #include "options.h"
 
 LOF_HIDDEN lof_span_t lof__span_empty = { .state = LOF_SPAN_SMALL };
@@ -223,7 +225,6 @@ static lof_span_t *span_fresh(lof_heap_t *h, unsigned cls) {
   s->full = 0;
   atomic_store_explicit(&s->owner, h->id, memory_order_relaxed);
   s->state = LOF_SPAN_SMALL;
-  h->fresh[cls]++;
   return s;
 }
 
@@ -249,17 +250,27 @@ static inline void *span_pop(lof_heap_t *h, lof_span_t *s) {
   return b;
 }
 
+#define LOF_FULL_PROBE 8
+
+static void fulls_push(lof_heap_t *h, lof_span_t *s) {
+  list_push(&h->fulls[s->cls], s);
+  if (s->next == NULL) h->fulls_tail[s->cls] = s;
+}
+
+static void fulls_remove(lof_heap_t *h, lof_span_t *s) {
+  if (h->fulls_tail[s->cls] == s) h->fulls_tail[s->cls] = s->prev;
+  list_remove(&h->fulls[s->cls], s);
+}
+
 static void span_to_full(lof_heap_t *h, lof_span_t *s) {
   list_remove(&h->spans[s->cls], s);
-  list_push(&h->fulls[s->cls], s);
+  fulls_push(h, s);
   s->full = 1;
-  h->nfull[s->cls]++;
 }
 
 static void span_from_full(lof_heap_t *h, lof_span_t *s) {
-  list_remove(&h->fulls[s->cls], s);
+  fulls_remove(h, s);
   s->full = 0;
-  h->nfull[s->cls]--;
   /* behind the current span, so malloc keeps popping from cur */
   lof_span_t *head = h->spans[s->cls];
   if (head == NULL) {
@@ -290,16 +301,18 @@ LOF_HIDDEN void *lof__heap_alloc_slow(lof_heap_t *h, unsigned cls) {
     if (span_refill(s)) goto use;
     span_to_full(h, s);
   }
-  /* Full spans may have been freed into by other threads meanwhile. */
-  if (h->nfull[cls] > 0 && h->fresh[cls] * 4 >= h->nfull[cls]) {
-    h->fresh[cls] = 0;
-    lof_span_t *next;
-    for (lof_span_t *f = h->fulls[cls]; f != NULL; f = next) {
-      next = f->next;
-      if (span_collect(f)) span_from_full(h, f);
+  /* The oldest full spans may have been freed into by other threads. */
+  for (int k = 0; k < LOF_FULL_PROBE && h->fulls_tail[cls] != NULL; k++) {
+    lof_span_t *f = h->fulls_tail[cls];
+    fulls_remove(h, f);
+    if (span_collect(f)) {
+      f->full = 0;
+      list_push(&h->spans[cls], f);
+    } else {
+      fulls_push(h, f);
     }
-    if ((s = h->spans[cls]) != NULL && span_refill(s)) goto use;
   }
+  if ((s = h->spans[cls]) != NULL && span_refill(s)) goto use;
   s = span_adopt(h, cls);
   if (s == NULL) s = span_fresh(h, cls);
   if (s == NULL) {
@@ -403,6 +416,7 @@ static void heap_thread_exit(void *arg) {
   for (unsigned c = 0; c < LOF_NCLASSES; c++) {
     heap_abandon_list(&h->spans[c]);
     heap_abandon_list(&h->fulls[c]);
+    h->fulls_tail[c] = NULL;
     h->cur[c] = &lof__span_empty;
   }
   lof__stat_global(atomic_load_explicit(&h->allocated, memory_order_relaxed),

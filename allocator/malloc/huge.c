@@ -18,7 +18,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "malloc.h"
+#include "frontend.h"
 #include "options.h"
 
 static pthread_mutex_t huge_lock = PTHREAD_MUTEX_INITIALIZER;

@@ -12,7 +12,7 @@
  */
 #include <errno.h>
 
-#include "malloc.h"
+#include "frontend.h"
 
 LOF_HIDDEN void *lof__large_alloc(size_t size, size_t align, bool *zero) {
   lof_heap_t *h = lof__heap_get();

@@ -18,7 +18,7 @@
  */
 #include <errno.h>
 
-#include "malloc.h"
+#include "frontend.h"
 #include "options.h"
 
 #define LOF_PURGE_BATCH 32

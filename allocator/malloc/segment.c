@@ -18,7 +18,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "malloc.h"
+#include "frontend.h"
 
 #define LOF_REGISTRY_BITS ((size_t)1 << (47 - LOF_SEG_SHIFT))
 static _Atomic(uint64_t) segment_registry[LOF_REGISTRY_BITS / 64];

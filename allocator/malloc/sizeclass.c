@@ -12,7 +12,7 @@
  * A class's span is max(64 KiB, 16 blocks) rounded to pages, so a span holds
  * at least 16 blocks and at most 4096, and never more than 256 KiB.
  */
-#include "malloc.h"
+#include "frontend.h"
 
 #define C4(b) (b) + (b) / 4, (b) + (b) / 2, (b) + 3 * (b) / 4, 2 * (b)
 LOF_HIDDEN const uint32_t lof__class_size[LOF_NCLASSES] = {

@@ -1,5 +1,5 @@
 /*
- * malloc.h -- internal declarations of the malloc frontend: the layout of a
+ * frontend.h -- internal declarations of the malloc frontend: the layout of a
  * segment, a span, a thread heap and an arena, and the functions the files of
  * allocator/malloc/ share.  Nothing here is exported.
  *
@@ -28,8 +28,8 @@
  *    only touched under that arena's lock.
  *  - No lock is held across a system call (purge, commit, reserve).
  */
-#ifndef LOF_MALLOC_H
-#define LOF_MALLOC_H
+#ifndef LOF_FRONTEND_H
+#define LOF_FRONTEND_H
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -205,9 +205,8 @@ LOF_HIDDEN void lof__arenas_postfork(bool child);
 typedef struct lof_heap {
   lof_span_t *cur[LOF_NCLASSES];   /* span malloc pops from, per class (never NULL) */
   lof_span_t *spans[LOF_NCLASSES]; /* owned spans with (maybe) free blocks */
-  lof_span_t *fulls[LOF_NCLASSES]; /* owned spans found full */
-  uint32_t nfull[LOF_NCLASSES];    /* spans on fulls[] */
-  uint32_t fresh[LOF_NCLASSES];    /* spans taken from the arena since fulls[] was scanned */
+  lof_span_t *fulls[LOF_NCLASSES]; /* owned spans found full, newest first */
+  lof_span_t *fulls_tail[LOF_NCLASSES]; /* ... and the oldest */
   uint32_t id;                     /* owner id stamped in its spans (never 0) */
   lof_arena_t *arena;              /* where its spans and large blocks come from */
   _Atomic(int64_t) allocated;      /* usable bytes malloc'ed minus freed by this thread */
@@ -263,4 +262,4 @@ LOF_HIDDEN int lof__huge_check(void);
 LOF_HIDDEN LOF_COLD __attribute__((noreturn)) void lof__invalid_free(const void *p, const char *what);
 LOF_HIDDEN void lof__double_free_check(lof_heap_t *h, lof_span_t *s, lof_block_t *b);
 
-#endif /* LOF_MALLOC_H */
+#endif /* LOF_FRONTEND_H */
