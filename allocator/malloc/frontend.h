@@ -127,6 +127,10 @@ typedef struct lof_segment {
 #define LOF_SEG_USABLE_PAGES (LOF_SEG_PAGES - LOF_SEG_HDR_PAGES)
 #define LOF_LARGE_MAX (LOF_SEG_USABLE_PAGES * LOF_PAGE_SIZE)
 _Static_assert(LOF_SEG_HDR_PAGES <= 20, "segment header too large");
+/* purge.c drops header pages 1.. of a wholly free segment: the descriptor of
+ * the first usable page, the pagemap and the fixed fields stay in page 0. */
+_Static_assert(offsetof(lof_segment_t, spans) + (LOF_SEG_HDR_PAGES + 1) * sizeof(lof_span_t) <= 4096,
+               "page 0 must hold the segment fields, pagemap and first usable descriptor");
 _Static_assert(LOF_SMALL_MAX * 16 <= ((size_t)1 << 18), "small spans must stay <= 256 KiB");
 
 static inline lof_segment_t *lof__segment_of(const void *p) {

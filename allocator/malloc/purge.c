@@ -9,6 +9,8 @@
  * PURGING (not allocatable, not coalescable), drops the arena lock, purges
  * them (MADV_DONTNEED_LOCKED via the region layer: the range stays committed
  * and lock-on-fault and refaults as zeros), and reinserts them as zero runs.
+ * When a purged run is a whole segment, the segment header's descriptor
+ * pages are purged with it, so an idle segment keeps one resident page.
  * There is never a system call per free.
  *
  * lof_purge() / malloc_trim() purge everything now: the calling thread's
@@ -50,6 +52,14 @@ LOF_HIDDEN size_t lof__arena_decay_locked(lof_arena_t *a, uint64_t now, bool for
       size_t len = (size_t)batch[i]->npages << LOF_PAGE_SHIFT;
       ok[i] = lof__region_purge(seg->region, (void *)lof__span_start(batch[i]), len) == 0;
       if (ok[i]) total += len;
+      if (ok[i] && batch[i]->npages == LOF_SEG_USABLE_PAGES) {
+        /* The whole segment is free and out of the bins: its span
+         * descriptors (header pages 1..) describe nothing and may go too;
+         * they refault as zeros = UNUSED.  Page 0 keeps this run's own
+         * descriptor, the pagemap and the segment fields. */
+        size_t hl = (LOF_SEG_HDR_PAGES - 1) << LOF_PAGE_SHIFT;
+        if (lof__region_purge(seg->region, (char *)seg + LOF_PAGE_SIZE, hl) == 0) total += hl;
+      }
     }
     pthread_mutex_lock(&a->lock);
     for (unsigned i = 0; i < nb; i++) {
