@@ -186,9 +186,11 @@ LOF_HIDDEN extern lof_arena_t lof__arenas[LOF_MAX_ARENAS];
 LOF_HIDDEN extern unsigned lof__narenas;
 
 LOF_HIDDEN void lof__arenas_init(void);
-/* A run of npages from arena a (locks it).  *zero tells whether it reads as
- * zero.  NULL + ENOMEM when no segment can be committed. */
-LOF_HIDDEN lof_span_t *lof__arena_alloc(lof_arena_t *a, size_t npages, size_t align, bool *zero);
+/* A run of npages from arena a (locks it), labelled state (SMALL or LARGE)
+ * under the lock, since neighbours read it when they coalesce.  *zero tells
+ * whether it reads as zero.  NULL + ENOMEM when no segment can be committed. */
+LOF_HIDDEN lof_span_t *lof__arena_alloc(lof_arena_t *a, size_t npages, size_t align,
+                                        uint8_t state, bool *zero);
 /* Give a span back to its arena (locks it); coalesces, may run decay. */
 LOF_HIDDEN void lof__arena_free(lof_span_t *s);
 /* Try to grow/shrink a large span in place to npages (locks).  true on success. */
