@@ -189,8 +189,8 @@ static void longlived(void) {
 /* ---- sparse heap -------------------------------------------------------------- */
 static void sparse(void) {
   uint64_t sum = 0;
-  for (int round = 0; round < 20; round++) {
-    enum { NB = 16 };
+  for (int round = 0; round < 10; round++) {
+    enum { NB = 8 };
     unsigned char *b[NB];
     size_t sz = 64u << 20;
     for (int k = 0; k < NB; k++) {

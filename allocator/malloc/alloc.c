@@ -77,61 +77,83 @@ LOF_EXPORT void *lof_malloc(size_t size) {
 
 /* ---- free ---------------------------------------------------------------- */
 
-static LOF_NOINLINE void free_other(lof_segment_t *seg, lof_span_t *s, void *p) {
+/* Everything but the owner's plain small free: misuse reports, the double
+ * free confirmation, cross-thread frees, large and huge blocks.  Takes only
+ * the pointer so the fast path in lof_free keeps no registers alive. */
+static LOF_NOINLINE void free_slow(void *p) {
+  lof_segment_t *seg = lof__segment_of(p);
+  if (!lof__registry_test(seg)) lof__invalid_free(p, "invalid pointer");
   if (seg->kind == LOF_SEG_HUGE) {
     if ((char *)p != (char *)seg + seg->huge_offset || seg->magic != LOF_SEG_MAGIC)
       lof__invalid_free(p, "invalid pointer");
     lof__huge_free(seg);
     return;
   }
-  if (s->state == LOF_SPAN_LARGE && (uintptr_t)p == lof__span_start(s)) {
+  uintptr_t off = (uintptr_t)p - (uintptr_t)seg;
+  size_t first = seg->pagemap[off >> LOF_PAGE_SHIFT];
+  lof_span_t *s = &seg->spans[first];
+  if (s->state == LOF_SPAN_LARGE && off == first << LOF_PAGE_SHIFT) {
     lof__large_free(s);
     return;
   }
-  if (s->state == LOF_SPAN_FREE || s->state == LOF_SPAN_PURGING)
-    lof__invalid_free(p, "double free or invalid pointer");
-  lof__invalid_free(p, "invalid pointer");
-}
-
-static LOF_NOINLINE void free_remote(lof_span_t *s, lof_block_t *b) {
+  if (s->state != LOF_SPAN_SMALL) {
+    if (s->state == LOF_SPAN_FREE || s->state == LOF_SPAN_PURGING)
+      lof__invalid_free(p, "double free or invalid pointer");
+    lof__invalid_free(p, "invalid pointer");
+  }
+  uint32_t boff = (uint32_t)(off - (first << LOF_PAGE_SHIFT));
+  uint32_t idx = (uint32_t)(((uint64_t)boff * s->inv) >> 32);
+  if (idx * s->block_size != boff) lof__invalid_free(p, "invalid pointer (not the start of a block)");
+  lof_block_t *b = p;
   lof_heap_t *h = lof__heap_tls;
-  if (h != &lof__heap_empty)
-    lof__stat_add(h, -(int64_t)s->block_size, -1);
-  else
-    lof__stat_global(-(int64_t)s->block_size, -1);
-  lof__span_remote_free(s, b);
+  if (atomic_load_explicit(&s->owner, memory_order_relaxed) != h->id) {
+    if (h != &lof__heap_empty)
+      lof__stat_add(h, -(int64_t)s->block_size, -1);
+    else
+      lof__stat_global(-(int64_t)s->block_size, -1);
+    lof__span_remote_free(s, b);
+    return;
+  }
+  /* capacity is the owner's: only it may read it */
+  if (idx >= s->capacity) lof__invalid_free(p, "invalid pointer (never allocated)");
+  if (b->cookie == lof__block_cookie(b)) lof__double_free_check(h, s, b);
+  b->cookie = lof__block_cookie(b);
+  b->next = s->local_free;
+  s->local_free = b;
+  lof__stat_add(h, -(int64_t)s->block_size, -1);
+  if (--s->used == 0 || s->full) lof__heap_free_event(h, s);
 }
 
 LOF_EXPORT void lof_free(void *p) {
-  if (LOF_UNLIKELY(p == NULL)) return;
   lof_segment_t *seg = lof__segment_of(p);
-  if (LOF_UNLIKELY(!lof__registry_test(seg))) lof__invalid_free(p, "invalid pointer");
-  lof_span_t *s = NULL;
-  if (LOF_LIKELY(seg->kind == LOF_SEG_NORMAL)) {
-    s = lof__span_of(seg, p);
-    if (LOF_LIKELY(s->state == LOF_SPAN_SMALL)) {
-      uint32_t off = (uint32_t)((uintptr_t)p - lof__span_start(s));
-      uint32_t idx = (uint32_t)(((uint64_t)off * s->inv) >> 32);
-      if (LOF_UNLIKELY(idx * s->block_size != off))
-        lof__invalid_free(p, "invalid pointer (not the start of a block)");
-      lof_block_t *b = p;
-      lof_heap_t *h = lof__heap_tls;
-      if (LOF_LIKELY(atomic_load_explicit(&s->owner, memory_order_relaxed) == h->id)) {
-        /* capacity is the owner's: only it may read it */
-        if (LOF_UNLIKELY(idx >= s->capacity)) lof__invalid_free(p, "invalid pointer (never allocated)");
-        if (LOF_UNLIKELY(b->cookie == lof__block_cookie(b))) lof__double_free_check(h, s, b);
-        b->cookie = lof__block_cookie(b);
-        b->next = s->local_free;
-        s->local_free = b;
-        lof__stat_add(h, -(int64_t)s->block_size, -1);
-        if (LOF_UNLIKELY(--s->used == 0 || s->full)) lof__heap_free_event(h, s);
-        return;
-      }
-      free_remote(s, b);
-      return;
-    }
+  if (LOF_UNLIKELY(p == NULL)) return;
+  if (LOF_UNLIKELY(!lof__registry_test(seg) || seg->kind != LOF_SEG_NORMAL)) {
+    free_slow(p);
+    return;
   }
-  free_other(seg, s, p);
+  uintptr_t off = (uintptr_t)p - (uintptr_t)seg;
+  size_t first = seg->pagemap[off >> LOF_PAGE_SHIFT];
+  lof_span_t *s = &seg->spans[first];
+  lof_heap_t *h = lof__heap_tls;
+  if (LOF_UNLIKELY(s->state != LOF_SPAN_SMALL ||
+                   atomic_load_explicit(&s->owner, memory_order_relaxed) != h->id)) {
+    free_slow(p);
+    return;
+  }
+  /* the owner's free: cheap checks (start of a block, carved, not freed) */
+  uint32_t boff = (uint32_t)(off - (first << LOF_PAGE_SHIFT));
+  uint32_t idx = (uint32_t)(((uint64_t)boff * s->inv) >> 32);
+  lof_block_t *b = p;
+  uintptr_t cookie = lof__block_cookie(b);
+  if (LOF_UNLIKELY(idx * s->block_size != boff || idx >= s->capacity || b->cookie == cookie)) {
+    free_slow(p);
+    return;
+  }
+  b->cookie = cookie;
+  b->next = s->local_free;
+  s->local_free = b;
+  lof__stat_add(h, -(int64_t)s->block_size, -1);
+  if (LOF_UNLIKELY(--s->used == 0 || s->full)) lof__heap_free_event(h, s);
 }
 
 /* ---- sizes --------------------------------------------------------------- */

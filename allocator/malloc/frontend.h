@@ -160,7 +160,13 @@ static inline unsigned lof__size_class(size_t size) {
 }
 
 /* ---- registry and segments (segment.c) ----------------------------------- */
-LOF_HIDDEN bool lof__registry_test(const void *unit);
+#define LOF_REGISTRY_BITS ((size_t)1 << (47 - LOF_SEG_SHIFT))
+LOF_HIDDEN extern _Atomic(uint64_t) lof__registry[LOF_REGISTRY_BITS / 64];
+static inline bool lof__registry_test(const void *unit) {
+  uintptr_t i = (uintptr_t)unit >> LOF_SEG_SHIFT;
+  if (LOF_UNLIKELY(i >= LOF_REGISTRY_BITS)) return false;
+  return (atomic_load_explicit(&lof__registry[i / 64], memory_order_relaxed) >> (i % 64)) & 1;
+}
 LOF_HIDDEN void lof__registry_set(const void *unit, bool on);
 /* A fresh NORMAL segment, committed, header initialised, registered. */
 LOF_HIDDEN lof_segment_t *lof__segment_new(struct lof_arena *arena);

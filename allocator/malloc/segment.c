@@ -20,23 +20,16 @@
 
 #include "frontend.h"
 
-#define LOF_REGISTRY_BITS ((size_t)1 << (47 - LOF_SEG_SHIFT))
-static _Atomic(uint64_t) segment_registry[LOF_REGISTRY_BITS / 64];
-
-LOF_HIDDEN bool lof__registry_test(const void *unit) {
-  uintptr_t i = (uintptr_t)unit >> LOF_SEG_SHIFT;
-  if (LOF_UNLIKELY(i >= LOF_REGISTRY_BITS)) return false;
-  return (atomic_load_explicit(&segment_registry[i / 64], memory_order_relaxed) >> (i % 64)) & 1;
-}
+LOF_HIDDEN _Atomic(uint64_t) lof__registry[LOF_REGISTRY_BITS / 64];
 
 LOF_HIDDEN void lof__registry_set(const void *unit, bool on) {
   uintptr_t i = (uintptr_t)unit >> LOF_SEG_SHIFT;
   lof_assert(i < LOF_REGISTRY_BITS);
   uint64_t bit = (uint64_t)1 << (i % 64);
   if (on)
-    atomic_fetch_or_explicit(&segment_registry[i / 64], bit, memory_order_release);
+    atomic_fetch_or_explicit(&lof__registry[i / 64], bit, memory_order_release);
   else
-    atomic_fetch_and_explicit(&segment_registry[i / 64], ~bit, memory_order_release);
+    atomic_fetch_and_explicit(&lof__registry[i / 64], ~bit, memory_order_release);
 }
 
 /* The reservation segments are currently cut from. */
