@@ -6,8 +6,9 @@
  *
  * Dispatch by size: <= 16 KiB small (thread heap, no lock, no atomic on the
  * fast path), below the huge threshold large (page run), else huge (own
- * mapping).  Dispatch on free is by address: the 4 MiB unit's header says
- * NORMAL or HUGE, the page's span says SMALL or LARGE.
+ * mapping).  Dispatch on free is by address: a pointer in a registered
+ * segment is small or large (the page's span says which), any other is
+ * looked up among the huge blocks.
  *
  * Misuse detected always (cheap): a pointer outside the heap, inside a block
  * rather than at its start, a second free of a large or huge block, and a
@@ -82,11 +83,8 @@ LOF_EXPORT void *lof_malloc(size_t size) {
  * the pointer so the fast path in lof_free keeps no registers alive. */
 static LOF_NOINLINE void free_slow(void *p) {
   lof_segment_t *seg = lof__segment_of(p);
-  if (!lof__registry_test(seg)) lof__invalid_free(p, "invalid pointer");
-  if (seg->kind == LOF_SEG_HUGE) {
-    if ((char *)p != (char *)seg + seg->huge_offset || seg->magic != LOF_SEG_MAGIC)
-      lof__invalid_free(p, "invalid pointer");
-    lof__huge_free(seg);
+  if (!lof__registry_test(seg)) {
+    if (lof__huge_free(p) != 0) lof__invalid_free(p, "invalid pointer");
     return;
   }
   uintptr_t off = (uintptr_t)p - (uintptr_t)seg;
@@ -127,7 +125,7 @@ static LOF_NOINLINE void free_slow(void *p) {
 LOF_EXPORT void lof_free(void *p) {
   lof_segment_t *seg = lof__segment_of(p);
   if (LOF_UNLIKELY(p == NULL)) return;
-  if (LOF_UNLIKELY(!lof__registry_test(seg) || seg->kind != LOF_SEG_NORMAL)) {
+  if (LOF_UNLIKELY(!lof__registry_test(seg))) {
     free_slow(p);
     return;
   }
@@ -161,8 +159,11 @@ LOF_EXPORT void lof_free(void *p) {
 LOF_EXPORT size_t lof_malloc_usable_size(const void *p) {
   if (p == NULL) return 0;
   lof_segment_t *seg = lof__segment_of(p);
-  if (!lof__registry_test(seg)) lof__fatal("malloc_usable_size(): invalid pointer %p", p);
-  if (seg->kind == LOF_SEG_HUGE) return seg->huge_size - ((uintptr_t)p - (uintptr_t)seg - seg->huge_offset);
+  if (!lof__registry_test(seg)) {
+    size_t n = lof__huge_usable(p);
+    if (n == 0) lof__fatal("malloc_usable_size(): invalid pointer %p", p);
+    return n;
+  }
   lof_span_t *s = lof__span_of(seg, p);
   if (s->state == LOF_SPAN_SMALL) return s->block_size;
   if (s->state == LOF_SPAN_LARGE) return ((size_t)s->npages << LOF_PAGE_SHIFT) - ((uintptr_t)p - lof__span_start(s));
@@ -193,13 +194,13 @@ LOF_EXPORT void *lof_realloc(void *p, size_t size) {
     return NULL;
   }
   lof_segment_t *seg = lof__segment_of(p);
-  if (!lof__registry_test(seg)) lof__fatal("realloc(): invalid pointer %p", p);
   size_t old;
-  if (seg->kind == LOF_SEG_HUGE) {
-    if ((char *)p != (char *)seg + seg->huge_offset) lof__fatal("realloc(): invalid pointer %p", p);
-    old = seg->huge_size;
+  if (!lof__registry_test(seg)) {
+    old = lof__huge_usable(p);
+    if (old == 0) lof__fatal("realloc(): invalid pointer %p", p);
     if (size >= lof__huge_threshold() / 2 || size > LOF_LARGE_MAX) {
-      void *q = lof__huge_realloc(seg, size);
+      void *q = lof__huge_realloc(p, size, &old);
+      if (q == (void *)-1) lof__fatal("realloc(): invalid pointer %p", p);
       if (q != NULL || size > old) return q;
       return p; /* shrinking failed: the block is still large enough */
     }

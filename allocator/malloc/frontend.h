@@ -13,10 +13,12 @@
  *   whose first page is a small header shaped like a segment header.
  *
  * Invariants:
- *  - Every pointer the frontend hands out lies in a 4 MiB unit whose base
- *    holds a lof_segment_t header, and that unit is set in the registry
- *    bitmap (segment.c).  free() masks the pointer, tests the bit, and only
- *    then reads the header: a foreign pointer is reported, never followed.
+ *  - Every small or large block lies in a 4 MiB segment whose base holds a
+ *    lof_segment_t header, and that unit is set in the registry bitmap
+ *    (segment.c).  free() masks the pointer, tests the bit, and only then
+ *    reads the header.  A pointer in no segment is looked up among the huge
+ *    blocks (huge.c, a hash table); one found nowhere is reported, never
+ *    followed.
  *  - A span is described by seg->spans[first page]; seg->pagemap[i] gives the
  *    first page of the span holding page i.  The map is exact for every page
  *    of a small span and for the first and last page of large and free spans.
@@ -107,18 +109,18 @@ enum lof_segment_kind { LOF_SEG_NORMAL = 1, LOF_SEG_HUGE = 2 };
 
 struct lof_arena;
 
-/* The header at the base of every 4 MiB unit the frontend hands pointers
- * from.  For a HUGE block only the fields up to `next` exist (one page). */
+/* The header at the base of every segment.  A HUGE block's header is the
+ * page before the block and holds only the fields up to `prev`. */
 typedef struct lof_segment {
   uint32_t magic;                  /* LOF_SEG_MAGIC while live */
   uint8_t kind;                    /* enum lof_segment_kind */
   uint8_t pad_[3];
   lof_region_t *region;            /* NORMAL: the reservation it was cut from; HUGE: its own */
   struct lof_arena *arena;         /* NORMAL: the arena owning its page runs */
-  size_t huge_offset;              /* HUGE: block start - segment base */
+  size_t huge_offset;              /* HUGE: block start - header (one page) */
   size_t huge_size;                /* HUGE: usable bytes of the block */
-  struct lof_segment *next;        /* arena segment list / huge list */
-  struct lof_segment *prev;        /* huge list */
+  struct lof_segment *next;        /* arena segment list / huge hash chain */
+  struct lof_segment *prev;        /* huge hash chain */
   uint16_t pagemap[LOF_SEG_PAGES]; /* NORMAL: page -> first page of its span */
   lof_span_t spans[LOF_SEG_PAGES]; /* NORMAL: descriptor of the span starting at each page */
 } lof_segment_t;
@@ -262,8 +264,9 @@ LOF_HIDDEN int lof__heap_check(lof_heap_t *h);
 LOF_HIDDEN void *lof__large_alloc(size_t size, size_t align, bool *zero);
 LOF_HIDDEN void lof__large_free(lof_span_t *s);
 LOF_HIDDEN void *lof__huge_alloc(size_t size, size_t align, bool *zero);
-LOF_HIDDEN void lof__huge_free(lof_segment_t *seg);
-LOF_HIDDEN void *lof__huge_realloc(lof_segment_t *seg, size_t size);
+LOF_HIDDEN int lof__huge_free(void *p);
+LOF_HIDDEN void *lof__huge_realloc(void *p, size_t size, size_t *old_size);
+LOF_HIDDEN size_t lof__huge_usable(const void *p);
 LOF_HIDDEN size_t lof__huge_threshold(void);
 LOF_HIDDEN void lof__huge_stats(uint64_t *count, uint64_t *bytes);
 LOF_HIDDEN void lof__huge_prefork(void);

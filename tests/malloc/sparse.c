@@ -80,10 +80,40 @@ static void test_sparse_large_blocks(void **state) {
   assert_int_equal(lof_check(), 0);
 }
 
+/* realloc of a huge block is mremap: even when the block has to move, its
+ * untouched pages are not copied (and so not touched, not locked). */
+static void test_huge_realloc_no_copy(void **state) {
+  (void)state;
+  for (int round = 0; round < 4; round++) {
+    unsigned char *p = lof_calloc(1, 256u << 20);
+    assert_non_null(p);
+    p[0] = 42;
+    p[(256u << 20) - 1] = 43;
+    void *blocker = lof_malloc(8u << 20); /* likely right after p: forces a move */
+    ((volatile char *)blocker)[0] = 1;
+    uint64_t before = smaps_total_locked();
+    unsigned char *q = lof_realloc(p, 700u << 20);
+    assert_non_null(q);
+    uint64_t after = smaps_total_locked();
+    printf("# realloc 256 MiB -> 700 MiB (%s): locked %llu KiB -> %llu KiB\n",
+           q == p ? "in place" : "moved", (unsigned long long)before >> 10,
+           (unsigned long long)after >> 10);
+    assert_int_equal(q[0], 42);
+    assert_int_equal(q[(256u << 20) - 1], 43);
+    assert_int_equal(q[(700u << 20) - 1], 0);
+    assert_true(after <= before + 2 * MiB);
+    assert_true(smaps_has_flags(q + (600u << 20), "lo lf"));
+    lof_free(q);
+    lof_free(blocker);
+  }
+  assert_int_equal(lof_check(), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_sparse_calloc),
     cmocka_unit_test(test_sparse_large_blocks),
+    cmocka_unit_test(test_huge_realloc_no_copy),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
