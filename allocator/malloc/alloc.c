@@ -70,10 +70,14 @@ static inline void *alloc_small(size_t size) {
   return lof__heap_alloc_slow(h, c);
 }
 
-LOF_EXPORT void *lof_malloc(size_t size) {
-  if (LOF_LIKELY(size <= LOF_SMALL_MAX)) return alloc_small(size);
+static LOF_NOINLINE void *malloc_big(size_t size) {
   bool zero;
   return alloc_big(size, 0, &zero);
+}
+
+LOF_EXPORT void *lof_malloc(size_t size) {
+  if (LOF_LIKELY(size <= LOF_SMALL_MAX)) return alloc_small(size);
+  return malloc_big(size); /* a tail call: the fast path needs no frame */
 }
 
 /* ---- free ---------------------------------------------------------------- */
@@ -105,7 +109,10 @@ static LOF_NOINLINE void free_slow(void *p) {
   lof_block_t *b = p;
   lof_heap_t *h = lof__heap_tls;
   if (atomic_load_explicit(&s->owner, memory_order_relaxed) != h->id) {
-    if (h != &lof__heap_empty)
+    /* A thread that only frees (a consumer) gets a heap too, so its stats
+     * counters are its own rather than a contended global. */
+    if (h == &lof__heap_empty) h = lof__heap_get();
+    if (h != NULL)
       lof__stat_add(h, -(int64_t)s->block_size, -1);
     else
       lof__stat_global(-(int64_t)s->block_size, -1);
