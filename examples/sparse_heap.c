@@ -11,7 +11,6 @@
  * fault; run it with --mlockall on another malloc to see the classic way
  * (mlockall(MCL_CURRENT|MCL_FUTURE)) lock and populate everything.
  */
-#define _GNU_SOURCE
 #include <dlfcn.h>
 #include <malloc.h>
 #include <stdint.h>
