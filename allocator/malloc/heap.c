@@ -294,6 +294,8 @@ LOF_HIDDEN void *lof__heap_alloc_slow(lof_heap_t *h, unsigned cls) {
   if (s != &lof__span_empty) {
     if (span_refill(s)) return span_pop(h, s);
     span_to_full(h, s);
+    /* cur always names a span on spans[] (or the empty one) */
+    h->cur[cls] = &lof__span_empty;
   }
   /* Another owned span with free blocks. */
   while ((s = h->spans[cls]) != NULL) {
