@@ -153,12 +153,18 @@ static inline lof_span_t *lof__span_of(lof_segment_t *seg, const void *p) {
 /* ---- size classes (sizeclass.c) ------------------------------------------ */
 LOF_HIDDEN extern const uint32_t lof__class_size[LOF_NCLASSES];
 LOF_HIDDEN extern const uint8_t lof__class_small_lut[65]; /* (size+15)/16 -> class, size <= 1024 */
-LOF_HIDDEN unsigned lof__size_class_slow(size_t size);      /* 1024 < size <= LOF_SMALL_MAX */
 LOF_HIDDEN size_t lof__class_span_pages(unsigned cls);
+
+/* size in (2^k, 2^(k+1)], k >= 7: class 8 + 4 (k - 7) + ((size - 1) >> (k - 2)) - 4 */
+static inline unsigned lof__size_class_pow(size_t size) {
+  size_t s = size - 1;
+  unsigned k = 63u - (unsigned)__builtin_clzll((unsigned long long)s);
+  return 8u + 4u * (k - 7u) + (unsigned)(s >> (k - 2)) - 4u;
+}
 
 static inline unsigned lof__size_class(size_t size) {
   if (LOF_LIKELY(size <= 1024)) return lof__class_small_lut[(size + 15) >> 4];
-  return lof__size_class_slow(size);
+  return lof__size_class_pow(size);
 }
 
 /* ---- registry and segments (segment.c) ----------------------------------- */

@@ -23,7 +23,8 @@ LOF_HIDDEN const uint32_t lof__class_size[LOF_NCLASSES] = {
 
 _Static_assert(LOF_NCLASSES == 8 + 7 * 4, "class count");
 
-/* Class of a size <= 1024, indexed by (size + 15) / 16; index 0 is size 0. */
+/* Class of a size <= 1024, indexed by (size + 15) / 16; index 0 is size 0.
+ * Above 1024 the formula lof__size_class_pow (frontend.h) is used. */
 LOF_HIDDEN const uint8_t lof__class_small_lut[65] = {
   0, 0, 1, 2, 3, 4, 5, 6, 7,                  /* 0..128 */
   8, 8, 9, 9, 10, 10, 11, 11,                 /* ..256 */
@@ -34,14 +35,6 @@ LOF_HIDDEN const uint8_t lof__class_small_lut[65] = {
   18, 18, 18, 18, 18, 18, 18, 18,
   19, 19, 19, 19, 19, 19, 19, 19,
 };
-
-LOF_HIDDEN unsigned lof__size_class_slow(size_t size) {
-  /* size in (2^k, 2^(k+1)]: class 8 + 4 (k - 7) + ((size - 1) >> (k - 2)) - 4 */
-  size_t s = size - 1;
-  unsigned k = 63u - (unsigned)__builtin_clzll((unsigned long long)s);
-  if (k < 7) return lof__class_small_lut[(size + 15) >> 4];
-  return 8u + 4u * (k - 7u) + (unsigned)(s >> (k - 2)) - 4u;
-}
 
 LOF_HIDDEN size_t lof__class_span_pages(unsigned cls) {
   size_t bytes = 16 * (size_t)lof__class_size[cls];
