@@ -4,7 +4,7 @@
 #   tools/deps.sh            build + test packages
 #   tools/deps.sh --bench    also the peer allocators and plotting tools
 set -eu
-PKGS="build-essential autoconf automake libtool pkg-config clang
+PKGS="build-essential g++ autoconf automake libtool pkg-config clang
       libcmocka-dev libjemalloc-dev
       stress-ng strace time libcap2-bin util-linux procps python3 sqlite3
       linux-source-6.12 qemu-system-x86 busybox-static cpio flex bison bc

@@ -1,0 +1,363 @@
+/*
+ * alloc.c -- the malloc family: lof_malloc, lof_free and the rest of the
+ * public lof_* API, plus the glibc extras (malloc_trim, mallopt, mallinfo2)
+ * under lof_ names.  override.h, included at the end, makes the standard
+ * names aliases of these functions when the library replaces malloc.
+ *
+ * Dispatch by size: <= 16 KiB small (thread heap, no lock, no atomic on the
+ * fast path), below the huge threshold large (page run), else huge (own
+ * mapping).  Dispatch on free is by address: a pointer in a registered
+ * segment is small or large (the page's span says which), any other is
+ * looked up among the huge blocks.
+ *
+ * Misuse detected always (cheap): a pointer outside the heap, inside a block
+ * rather than at its start, a second free of a large or huge block, and a
+ * second free of a small block by its owning thread (the cookie in the freed
+ * block's second word makes the list walk that confirms it rare).  Each is
+ * reported with the pointer and aborts.
+ */
+#include <errno.h>
+#include <malloc.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "frontend.h"
+#include "options.h"
+
+/* ---- misuse --------------------------------------------------------------- */
+
+LOF_HIDDEN void lof__invalid_free(const void *p, const char *what) {
+  lof__fatal("free(): %s %p", what, p);
+}
+
+static bool block_in_list(const lof_block_t *l, const lof_block_t *b) {
+  for (size_t n = 0; l != NULL && n < 65536; l = l->next, n++)
+    if (l == b) return true;
+  return false;
+}
+
+LOF_HIDDEN void lof__double_free_check(lof_heap_t *h, lof_span_t *s, lof_block_t *b) {
+  (void)h;
+  /* Only the owner walks these lists; xfree may be walked from a snapshot
+   * because only the owner ever pops it. */
+  if (block_in_list(s->free, b) || block_in_list(s->local_free, b) ||
+      block_in_list((lof_block_t *)atomic_load_explicit(&s->xfree, memory_order_acquire), b))
+    lof__fatal("free(): double free of %p", (void *)b);
+}
+
+/* ---- allocation ------------------------------------------------------------ */
+
+static LOF_NOINLINE void *alloc_big(size_t size, size_t align, bool *zero) {
+  if (size >= lof__huge_threshold()) return lof__huge_alloc(size, align, zero);
+  void *p = lof__large_alloc(size, align, zero);
+  if (p == NULL && errno == ENOMEM && size + align > LOF_LARGE_MAX)
+    return lof__huge_alloc(size, align, zero);
+  return p;
+}
+
+static inline void *alloc_small(size_t size) {
+  lof_heap_t *h = lof__heap_tls;
+  unsigned c = lof__size_class(size);
+  lof_span_t *s = h->cur[c];
+  lof_block_t *b = s->free;
+  if (LOF_LIKELY(b != NULL)) {
+    s->free = b->next;
+    b->cookie = 0;
+    s->used++;
+    lof__stat_add(h, s->block_size, 1);
+    return b;
+  }
+  return lof__heap_alloc_slow(h, c);
+}
+
+static LOF_NOINLINE void *malloc_big(size_t size) {
+  bool zero;
+  return alloc_big(size, 0, &zero);
+}
+
+LOF_EXPORT void *lof_malloc(size_t size) {
+  if (LOF_LIKELY(size <= LOF_SMALL_MAX)) return alloc_small(size);
+  return malloc_big(size); /* a tail call: the fast path needs no frame */
+}
+
+/* ---- free ---------------------------------------------------------------- */
+
+/* Everything but the owner's plain small free: misuse reports, the double
+ * free confirmation, cross-thread frees, large and huge blocks.  Takes only
+ * the pointer so the fast path in lof_free keeps no registers alive. */
+static LOF_NOINLINE void free_slow(void *p) {
+  lof_segment_t *seg = lof__segment_of(p);
+  if (!lof__registry_test(seg)) {
+    if (lof__huge_free(p) != 0) lof__invalid_free(p, "invalid pointer");
+    return;
+  }
+  uintptr_t off = (uintptr_t)p - (uintptr_t)seg;
+  size_t first = seg->pagemap[off >> LOF_PAGE_SHIFT];
+  lof_span_t *s = &seg->spans[first];
+  if (s->state == LOF_SPAN_LARGE && off == first << LOF_PAGE_SHIFT) {
+    lof__large_free(s);
+    return;
+  }
+  if (s->state != LOF_SPAN_SMALL) {
+    if (s->state == LOF_SPAN_FREE || s->state == LOF_SPAN_PURGING)
+      lof__invalid_free(p, "double free or invalid pointer");
+    lof__invalid_free(p, "invalid pointer");
+  }
+  uint32_t boff = (uint32_t)(off - (first << LOF_PAGE_SHIFT));
+  uint32_t idx = (uint32_t)(((uint64_t)boff * s->inv) >> 32);
+  if (idx * s->block_size != boff) lof__invalid_free(p, "invalid pointer (not the start of a block)");
+  lof_block_t *b = p;
+  lof_heap_t *h = lof__heap_tls;
+  if (atomic_load_explicit(&s->owner, memory_order_relaxed) != h->id) {
+    /* A thread that only frees (a consumer) gets a heap too, so its stats
+     * counters are its own rather than a contended global. */
+    if (h == &lof__heap_empty) h = lof__heap_get();
+    if (h != NULL)
+      lof__stat_add(h, -(int64_t)s->block_size, -1);
+    else
+      lof__stat_global(-(int64_t)s->block_size, -1);
+    lof__span_remote_free(s, b);
+    return;
+  }
+  /* capacity is the owner's: only it may read it */
+  if (idx >= s->capacity) lof__invalid_free(p, "invalid pointer (never allocated)");
+  if (b->cookie == lof__block_cookie(b)) lof__double_free_check(h, s, b);
+  b->cookie = lof__block_cookie(b);
+  b->next = s->local_free;
+  s->local_free = b;
+  lof__stat_add(h, -(int64_t)s->block_size, -1);
+  if (--s->used == 0 || s->full) lof__heap_free_event(h, s);
+}
+
+LOF_EXPORT void lof_free(void *p) {
+  lof_segment_t *seg = lof__segment_of(p);
+  if (LOF_UNLIKELY(p == NULL)) return;
+  if (LOF_UNLIKELY(!lof__registry_test(seg))) {
+    free_slow(p);
+    return;
+  }
+  uintptr_t off = (uintptr_t)p - (uintptr_t)seg;
+  size_t first = seg->pagemap[off >> LOF_PAGE_SHIFT];
+  lof_span_t *s = &seg->spans[first];
+  lof_heap_t *h = lof__heap_tls;
+  if (LOF_UNLIKELY(s->state != LOF_SPAN_SMALL ||
+                   atomic_load_explicit(&s->owner, memory_order_relaxed) != h->id)) {
+    free_slow(p);
+    return;
+  }
+  /* the owner's free: cheap checks (start of a block, carved, not freed) */
+  uint32_t boff = (uint32_t)(off - (first << LOF_PAGE_SHIFT));
+  uint32_t idx = (uint32_t)(((uint64_t)boff * s->inv) >> 32);
+  lof_block_t *b = p;
+  uintptr_t cookie = lof__block_cookie(b);
+  if (LOF_UNLIKELY(idx * s->block_size != boff || idx >= s->capacity || b->cookie == cookie)) {
+    free_slow(p);
+    return;
+  }
+  b->cookie = cookie;
+  b->next = s->local_free;
+  s->local_free = b;
+  lof__stat_add(h, -(int64_t)s->block_size, -1);
+  if (LOF_UNLIKELY(--s->used == 0 || s->full)) lof__heap_free_event(h, s);
+}
+
+/* ---- sizes --------------------------------------------------------------- */
+
+LOF_EXPORT size_t lof_malloc_usable_size(const void *p) {
+  if (p == NULL) return 0;
+  lof_segment_t *seg = lof__segment_of(p);
+  if (!lof__registry_test(seg)) {
+    size_t n = lof__huge_usable(p);
+    if (n == 0) lof__fatal("malloc_usable_size(): invalid pointer %p", p);
+    return n;
+  }
+  lof_span_t *s = lof__span_of(seg, p);
+  if (s->state == LOF_SPAN_SMALL) return s->block_size;
+  if (s->state == LOF_SPAN_LARGE) return ((size_t)s->npages << LOF_PAGE_SHIFT) - ((uintptr_t)p - lof__span_start(s));
+  lof__fatal("malloc_usable_size(): invalid pointer %p", p);
+}
+
+LOF_EXPORT void *lof_calloc(size_t n, size_t size) {
+  size_t total;
+  if (LOF_UNLIKELY(__builtin_mul_overflow(n, size, &total))) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  if (LOF_LIKELY(total <= LOF_SMALL_MAX)) {
+    void *p = alloc_small(total);
+    if (p != NULL) memset(p, 0, total);
+    return p;
+  }
+  bool zero = false;
+  void *p = alloc_big(total, 0, &zero);
+  if (p != NULL && !zero) memset(p, 0, total); /* fresh or purged pages are never written */
+  return p;
+}
+
+LOF_EXPORT void *lof_realloc(void *p, size_t size) {
+  if (p == NULL) return lof_malloc(size);
+  if (size == 0) { /* glibc's behaviour: free and return NULL */
+    lof_free(p);
+    return NULL;
+  }
+  lof_segment_t *seg = lof__segment_of(p);
+  size_t old;
+  if (!lof__registry_test(seg)) {
+    old = lof__huge_usable(p);
+    if (old == 0) lof__fatal("realloc(): invalid pointer %p", p);
+    if (size >= lof__huge_threshold() / 2 || size > LOF_LARGE_MAX) {
+      void *q = lof__huge_realloc(p, size, &old);
+      if (q == (void *)-1) lof__fatal("realloc(): invalid pointer %p", p);
+      if (q != NULL || size > old) return q;
+      return p; /* shrinking failed: the block is still large enough */
+    }
+  } else {
+    lof_span_t *s = lof__span_of(seg, p);
+    if (s->state == LOF_SPAN_SMALL) {
+      old = s->block_size;
+      if (size <= old && (size >= old / 2 || old <= 128)) return p;
+    } else if (s->state == LOF_SPAN_LARGE && (uintptr_t)p == lof__span_start(s)) {
+      old = (size_t)s->npages << LOF_PAGE_SHIFT;
+      if (size > LOF_SMALL_MAX && size < lof__huge_threshold()) {
+        size_t np = (size + LOF_PAGE_SIZE - 1) >> LOF_PAGE_SHIFT;
+        if (np <= s->npages && np >= s->npages / 2) return p;
+        size_t oldnp = s->npages;
+        if (lof__arena_resize(s, np)) {
+          lof_heap_t *h = lof__heap_tls;
+          int64_t d = ((int64_t)np - (int64_t)oldnp) << LOF_PAGE_SHIFT;
+          if (h != &lof__heap_empty) lof__stat_add(h, d, 0); else lof__stat_global(d, 0);
+          return p;
+        }
+      }
+    } else {
+      lof__fatal("realloc(): invalid pointer %p", p);
+    }
+  }
+  void *q = lof_malloc(size);
+  if (q == NULL) return NULL;
+  memcpy(q, p, size < old ? size : old);
+  lof_free(p);
+  return q;
+}
+
+LOF_EXPORT void *lof_reallocarray(void *p, size_t n, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(n, size, &total)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return lof_realloc(p, total);
+}
+
+/* ---- aligned allocation --------------------------------------------------- */
+
+static void *alloc_aligned(size_t align, size_t size) {
+  if (align <= LOF_MIN_ALIGN) return lof_malloc(size);
+  if (align > LOF_MAX_ALIGN || size > SIZE_MAX - align) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  size_t sz = size > align ? size : align;
+  if (sz <= LOF_PAGE_SIZE) {
+    /* power-of-two classes up to 4 KiB are aligned to their size */
+    size_t pow2 = (size_t)1 << (64 - __builtin_clzll((unsigned long long)sz - 1));
+    return alloc_small(pow2);
+  }
+  bool zero;
+  if (size >= lof__huge_threshold()) return lof__huge_alloc(size, align, &zero);
+  void *p = lof__large_alloc(size, align, &zero);
+  if (p == NULL && errno == ENOMEM) p = lof__huge_alloc(size, align, &zero);
+  return p;
+}
+
+LOF_EXPORT int lof_posix_memalign(void **out, size_t align, size_t size) {
+  if (!LOF_IS_POW2(align) || align % sizeof(void *) != 0) return EINVAL;
+  int saved = errno;
+  void *p = alloc_aligned(align, size);
+  if (p == NULL) {
+    int e = errno;
+    errno = saved;
+    return e ? e : ENOMEM;
+  }
+  *out = p;
+  return 0;
+}
+
+LOF_EXPORT void *lof_aligned_alloc(size_t align, size_t size) {
+  if (!LOF_IS_POW2(align)) {
+    errno = EINVAL;
+    return NULL;
+  }
+  return alloc_aligned(align, size);
+}
+
+LOF_EXPORT void *lof_memalign(size_t align, size_t size) {
+  if (!LOF_IS_POW2(align)) { /* glibc rounds a bad alignment up */
+    if (align > ((size_t)1 << 62)) {
+      errno = EINVAL;
+      return NULL;
+    }
+    align = align <= 1 ? 1 : (size_t)1 << (64 - __builtin_clzll((unsigned long long)align - 1));
+  }
+  return alloc_aligned(align, size);
+}
+
+LOF_EXPORT void *lof_valloc(size_t size) { return alloc_aligned(LOF_PAGE_SIZE, size); }
+
+LOF_EXPORT void *lof_pvalloc(size_t size) {
+  if (size > SIZE_MAX - LOF_PAGE_SIZE) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return alloc_aligned(LOF_PAGE_SIZE, size == 0 ? LOF_PAGE_SIZE : LOF_ALIGN_UP(size, LOF_PAGE_SIZE));
+}
+
+/* ---- glibc extras ---------------------------------------------------------- */
+
+LOF_HIDDEN void lof__malloc_stats(lof_stats_t *st);
+LOF_HIDDEN void lof__malloc_stats(lof_stats_t *st) {
+  int64_t a, n;
+  lof__heaps_stats(&a, &n);
+  st->allocated = a > 0 ? (uint64_t)a : 0;
+  st->allocations = n > 0 ? (uint64_t)n : 0;
+}
+
+LOF_EXPORT int lof_malloc_trim(size_t pad);
+LOF_EXPORT int lof_malloc_trim(size_t pad) {
+  (void)pad;
+  return lof_purge() > 0;
+}
+
+/* mallopt: M_MMAP_THRESHOLD is the nearest glibc notion to the huge
+ * threshold, but the threshold is fixed at start-up; every parameter is
+ * answered "not supported" (0), which is the truth. */
+LOF_EXPORT int lof_mallopt(int param, int value);
+LOF_EXPORT int lof_mallopt(int param, int value) {
+  (void)param;
+  (void)value;
+  return 0;
+}
+
+LOF_EXPORT struct mallinfo2 lof_mallinfo2(void);
+LOF_EXPORT struct mallinfo2 lof_mallinfo2(void) {
+  struct mallinfo2 mi;
+  lof_stats_t st;
+  uint64_t hcount, hbytes;
+  memset(&mi, 0, sizeof(mi));
+  memset(&st, 0, sizeof(st));
+  lof__malloc_init();
+  lof__region_stats(&st);
+  lof__malloc_stats(&st);
+  lof__huge_stats(&hcount, &hbytes);
+  mi.arena = st.committed > hbytes ? st.committed - hbytes : 0; /* committed outside huge blocks */
+  mi.hblks = hcount;
+  mi.hblkhd = hbytes;
+  mi.uordblks = st.allocated;
+  mi.fordblks = st.committed > st.allocated ? st.committed - st.allocated : 0;
+  return mi;
+}
+
+LOF_EXPORT void lof_malloc_stats(void);
+LOF_EXPORT void lof_malloc_stats(void) { lof_stats_print(STDERR_FILENO); }
+
+#include "override.h"

@@ -1,0 +1,262 @@
+/*
+ * arena.c -- arenas: page-run allocation inside segments.
+ *
+ * An arena owns a set of segments and every free run in them.  A run is a
+ * span of whole pages; free runs are coalesced with free neighbours at once
+ * (boundary tags: pagemap[] is exact at the first and last page of every
+ * span) and kept in bins by page count (exact up to 32 pages, then one bin
+ * per power of two, first fit).  A free run remembers whether all its pages
+ * read as zero (fresh or purged), which calloc uses to skip memset, and the
+ * dirty ones sit on a list that decay (purge.c) walks.
+ *
+ * Threads are spread over the arenas round-robin; each arena has one mutex,
+ * taken once per span (64 KiB+ of small objects) or per large block, never
+ * on the small-object fast path, and never held across a system call.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <time.h>
+
+#include "frontend.h"
+#include "options.h"
+
+LOF_HIDDEN lof_arena_t lof__arenas[LOF_MAX_ARENAS];
+LOF_HIDDEN unsigned lof__narenas = 1;
+
+LOF_HIDDEN void lof__arenas_init(void) {
+  cpu_set_t set;
+  unsigned n = 1;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) n = (unsigned)CPU_COUNT(&set);
+  n *= 2;
+  if (n < 1) n = 1;
+  if (n > LOF_MAX_ARENAS) n = LOF_MAX_ARENAS;
+  for (unsigned i = 0; i < LOF_MAX_ARENAS; i++) {
+    pthread_mutex_init(&lof__arenas[i].lock, NULL);
+    lof__arenas[i].index = i;
+  }
+  lof__narenas = n;
+}
+
+LOF_HIDDEN uint64_t lof__now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+LOF_HIDDEN unsigned lof__arena_bin(size_t npages) {
+  if (npages <= 32) return (unsigned)npages - 1;
+  return 32u + (63u - (unsigned)__builtin_clzll((unsigned long long)npages)) - 5u;
+}
+
+static void arena_set_bounds(lof_segment_t *seg, size_t first, size_t npages) {
+  seg->pagemap[first] = (uint16_t)first;
+  seg->pagemap[first + npages - 1] = (uint16_t)first;
+}
+
+LOF_HIDDEN void lof__arena_unlink_locked(lof_arena_t *a, lof_span_t *s) {
+  unsigned b = lof__arena_bin(s->npages);
+  if (s->prev) s->prev->next = s->next; else a->bins[b] = s->next;
+  if (s->next) s->next->prev = s->prev;
+  if (a->bins[b] == NULL) a->binmask &= ~((uint64_t)1 << b);
+  if (!s->zero) {
+    if (s->dprev) s->dprev->dnext = s->dnext; else a->dirty = s->dnext;
+    if (s->dnext) s->dnext->dprev = s->dprev;
+    a->dirty_pages -= s->npages;
+  }
+  s->next = s->prev = s->dnext = s->dprev = NULL;
+}
+
+static void arena_link(lof_arena_t *a, lof_span_t *s) {
+  unsigned b = lof__arena_bin(s->npages);
+  s->prev = NULL;
+  s->next = a->bins[b];
+  if (s->next) s->next->prev = s;
+  a->bins[b] = s;
+  a->binmask |= (uint64_t)1 << b;
+  s->dprev = s->dnext = NULL;
+  if (!s->zero) {
+    s->dnext = a->dirty;
+    if (s->dnext) s->dnext->dprev = s;
+    a->dirty = s;
+    a->dirty_pages += s->npages;
+  }
+}
+
+LOF_HIDDEN void lof__arena_insert_locked(lof_arena_t *a, lof_span_t *s, bool zero, uint64_t now) {
+  lof_segment_t *seg = lof__segment_of(s);
+  size_t first = lof__span_index(seg, s), n = s->npages;
+  uint64_t freed = zero ? UINT64_MAX : now;
+
+  /* Coalesce with the run before (its last page's map entry names it). */
+  if (first > LOF_SEG_HDR_PAGES) {
+    lof_span_t *p = &seg->spans[seg->pagemap[first - 1]];
+    if (p->state == LOF_SPAN_FREE) {
+      lof__arena_unlink_locked(a, p);
+      zero = zero && p->zero;
+      if (!p->zero && p->freed_ms < freed) freed = p->freed_ms;
+      n += p->npages;
+      s->state = LOF_SPAN_UNUSED;
+      s = p;
+      first = lof__span_index(seg, p);
+    }
+  }
+  /* ... and with the run after. */
+  if (first + n < LOF_SEG_PAGES) {
+    lof_span_t *q = &seg->spans[first + n];
+    if (q->state == LOF_SPAN_FREE) {
+      lof__arena_unlink_locked(a, q);
+      zero = zero && q->zero;
+      if (!q->zero && q->freed_ms < freed) freed = q->freed_ms;
+      n += q->npages;
+      q->state = LOF_SPAN_UNUSED;
+    }
+  }
+  s->state = LOF_SPAN_FREE;
+  s->npages = (uint16_t)n;
+  s->zero = zero;
+  s->freed_ms = zero ? 0 : freed;
+  s->full = 0;
+  atomic_store_explicit(&s->owner, 0, memory_order_relaxed);
+  arena_set_bounds(seg, first, n);
+  arena_link(a, s);
+}
+
+static lof_span_t *arena_find(lof_arena_t *a, size_t n) {
+  unsigned b = lof__arena_bin(n);
+  if (b >= 32) {
+    for (lof_span_t *s = a->bins[b]; s; s = s->next)
+      if (s->npages >= n) return s;
+    b++;
+  }
+  uint64_t mask = b < 64 ? a->binmask & (~(uint64_t)0 << b) : 0;
+  if (mask == 0) return NULL;
+  return a->bins[__builtin_ctzll(mask)];
+}
+
+/* Cut [off, off+n) pages out of free run s (already unlinked); the pieces
+ * before and after go back as free runs with s's zero state. */
+static lof_span_t *arena_carve(lof_arena_t *a, lof_span_t *s, size_t off, size_t n) {
+  lof_segment_t *seg = lof__segment_of(s);
+  size_t first = lof__span_index(seg, s), total = s->npages;
+  bool zero = s->zero;
+  uint64_t freed = s->freed_ms;
+  lof_span_t *r = &seg->spans[first + off];
+
+  if (off > 0) {
+    s->npages = (uint16_t)off;
+    s->state = LOF_SPAN_FREE;
+    arena_set_bounds(seg, first, off);
+    arena_link(a, s);
+  }
+  if (off + n < total) {
+    lof_span_t *t = &seg->spans[first + off + n];
+    t->state = LOF_SPAN_FREE;
+    t->npages = (uint16_t)(total - off - n);
+    t->zero = zero;
+    t->freed_ms = freed;
+    arena_set_bounds(seg, first + off + n, t->npages);
+    arena_link(a, t);
+  }
+  r->npages = (uint16_t)n;
+  r->zero = zero;
+  r->state = LOF_SPAN_LARGE; /* the caller re-labels small spans */
+  r->next = r->prev = NULL;
+  arena_set_bounds(seg, first + off, n);
+  return r;
+}
+
+static void arena_maybe_decay(lof_arena_t *a, uint64_t now) {
+  uint64_t decay = (uint64_t)lof__option(LOF_OPT_DECAY_MS);
+  if (a->dirty_pages == 0) return;
+  if (decay == 0 || now - a->last_decay_ms >= decay / 2 + 1)
+    lof__arena_decay_locked(a, now, false);
+}
+
+LOF_HIDDEN lof_span_t *lof__arena_alloc(lof_arena_t *a, size_t npages, size_t align,
+                                        uint8_t state, bool *zero) {
+  size_t apages = align > LOF_PAGE_SIZE ? align >> LOF_PAGE_SHIFT : 1;
+  size_t want = npages + apages - 1;
+  if (want > LOF_SEG_USABLE_PAGES) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  pthread_mutex_lock(&a->lock);
+  for (;;) {
+    lof_span_t *s = arena_find(a, want);
+    if (s != NULL) {
+      lof__arena_unlink_locked(a, s);
+      uintptr_t start = lof__span_start(s);
+      size_t off = (LOF_ALIGN_UP(start, apages << LOF_PAGE_SHIFT) - start) >> LOF_PAGE_SHIFT;
+      lof_span_t *r = arena_carve(a, s, off, npages);
+      r->state = state;
+      *zero = r->zero;
+      arena_maybe_decay(a, lof__now_ms());
+      pthread_mutex_unlock(&a->lock);
+      return r;
+    }
+    pthread_mutex_unlock(&a->lock);
+    lof_segment_t *seg = lof__segment_new(a);
+    if (seg == NULL) return NULL;
+    pthread_mutex_lock(&a->lock);
+    seg->next = a->segments;
+    a->segments = seg;
+    a->nsegments++;
+    lof_span_t *f = &seg->spans[LOF_SEG_HDR_PAGES];
+    f->npages = (uint16_t)LOF_SEG_USABLE_PAGES;
+    lof__arena_insert_locked(a, f, true, 0);
+  }
+}
+
+LOF_HIDDEN void lof__arena_free(lof_span_t *s) {
+  lof_arena_t *a = lof__segment_of(s)->arena;
+  pthread_mutex_lock(&a->lock);
+  uint64_t now = lof__now_ms();
+  lof__arena_insert_locked(a, s, false, now);
+  arena_maybe_decay(a, now);
+  pthread_mutex_unlock(&a->lock);
+}
+
+LOF_HIDDEN bool lof__arena_resize(lof_span_t *s, size_t npages) {
+  lof_segment_t *seg = lof__segment_of(s);
+  lof_arena_t *a = seg->arena;
+  size_t first = lof__span_index(seg, s);
+  bool ok = false;
+  pthread_mutex_lock(&a->lock);
+  if (npages < s->npages) {
+    lof_span_t *t = &seg->spans[first + npages];
+    t->npages = (uint16_t)(s->npages - npages);
+    t->state = LOF_SPAN_LARGE;
+    s->npages = (uint16_t)npages;
+    arena_set_bounds(seg, first, npages);
+    lof__arena_insert_locked(a, t, false, lof__now_ms());
+    ok = true;
+  } else if (npages == s->npages) {
+    ok = true;
+  } else if (first + s->npages < LOF_SEG_PAGES) {
+    lof_span_t *q = &seg->spans[first + s->npages];
+    size_t need = npages - s->npages;
+    if (q->state == LOF_SPAN_FREE && q->npages >= need) {
+      lof__arena_unlink_locked(a, q);
+      lof_span_t *r = arena_carve(a, q, 0, need);
+      r->state = LOF_SPAN_UNUSED;
+      s->npages = (uint16_t)npages;
+      arena_set_bounds(seg, first, npages);
+      ok = true;
+    }
+  }
+  pthread_mutex_unlock(&a->lock);
+  return ok;
+}
+
+LOF_HIDDEN void lof__arenas_prefork(void) {
+  for (unsigned i = 0; i < LOF_MAX_ARENAS; i++) pthread_mutex_lock(&lof__arenas[i].lock);
+}
+
+LOF_HIDDEN void lof__arenas_postfork(bool child) {
+  for (unsigned i = LOF_MAX_ARENAS; i-- > 0;) {
+    if (child)
+      pthread_mutex_init(&lof__arenas[i].lock, NULL);
+    else
+      pthread_mutex_unlock(&lof__arenas[i].lock);
+  }
+}

@@ -1,0 +1,94 @@
+/*
+ * check.c -- lof_check(): walk the heap and verify its invariants.
+ *
+ * Checked: every segment of every arena tiles its pages exactly with spans
+ * whose pagemap bounds name them; free runs are coalesced (no two free
+ * neighbours), sit in the bin of their size, and are on the dirty list
+ * exactly when not known zero; small spans have the geometry of their class;
+ * the calling thread's own spans have consistent free lists and counts;
+ * huge headers are intact.  Each arena is locked while it is walked, so the
+ * check is safe while other threads run (their own small spans are only
+ * checked for geometry).  Returns 0, or -1 after one message on stderr.
+ */
+#include "frontend.h"
+
+static int check_segment(lof_arena_t *a, lof_segment_t *seg) {
+  size_t i = LOF_SEG_HDR_PAGES;
+  bool prev_free = false;
+  if (seg->magic != LOF_SEG_MAGIC || seg->kind != LOF_SEG_NORMAL || seg->arena != a ||
+      !lof__registry_test(seg)) {
+    lof__message("check: segment %p header is corrupt", (void *)seg);
+    return -1;
+  }
+  while (i < LOF_SEG_PAGES) {
+    lof_span_t *s = &seg->spans[i];
+    size_t n = s->npages;
+    if (n == 0 || i + n > LOF_SEG_PAGES || seg->pagemap[i] != i || seg->pagemap[i + n - 1] != i) {
+      lof__message("check: segment %p page %zu: bad span (%zu pages, state %u)", (void *)seg, i,
+                   n, s->state);
+      return -1;
+    }
+    switch (s->state) {
+    case LOF_SPAN_FREE: {
+      if (prev_free) {
+        lof__message("check: segment %p page %zu: free runs not coalesced", (void *)seg, i);
+        return -1;
+      }
+      bool found = false;
+      for (lof_span_t *f = a->bins[lof__arena_bin(n)]; f && !found; f = f->next) found = f == s;
+      bool dirty = false;
+      for (lof_span_t *f = a->dirty; f && !dirty; f = f->dnext) dirty = f == s;
+      if (!found || dirty == (bool)s->zero) {
+        lof__message("check: segment %p page %zu: free run misfiled (bin %d dirty %d zero %d)",
+                     (void *)seg, i, found, dirty, s->zero);
+        return -1;
+      }
+      break;
+    }
+    case LOF_SPAN_PURGING:
+    case LOF_SPAN_LARGE:
+      break;
+    case LOF_SPAN_SMALL:
+      if (s->cls >= LOF_NCLASSES || s->block_size != lof__class_size[s->cls] ||
+          n != lof__class_span_pages(s->cls) || s->capacity > s->reserved ||
+          s->used > s->capacity) {
+        lof__message("check: segment %p page %zu: small span geometry", (void *)seg, i);
+        return -1;
+      }
+      for (size_t k = i; k < i + n; k++)
+        if (seg->pagemap[k] != i) {
+          lof__message("check: segment %p page %zu: pagemap of small span", (void *)seg, k);
+          return -1;
+        }
+      break;
+    default:
+      lof__message("check: segment %p page %zu: state %u", (void *)seg, i, s->state);
+      return -1;
+    }
+    prev_free = s->state == LOF_SPAN_FREE;
+    i += n;
+  }
+  return 0;
+}
+
+LOF_EXPORT int lof_check(void) {
+  lof__malloc_init();
+  for (unsigned k = 0; k < lof__narenas; k++) {
+    lof_arena_t *a = &lof__arenas[k];
+    int rc = 0;
+    size_t dirty = 0;
+    pthread_mutex_lock(&a->lock);
+    for (lof_segment_t *seg = a->segments; seg != NULL && rc == 0; seg = seg->next)
+      rc = check_segment(a, seg);
+    for (lof_span_t *f = a->dirty; f != NULL && rc == 0; f = f->dnext) dirty += f->npages;
+    if (rc == 0 && dirty != a->dirty_pages) {
+      lof__message("check: arena %u: dirty list holds %zu pages, counter says %zu", k, dirty,
+                   a->dirty_pages);
+      rc = -1;
+    }
+    pthread_mutex_unlock(&a->lock);
+    if (rc != 0) return -1;
+  }
+  if (lof__heap_tls != &lof__heap_empty && lof__heap_check(lof__heap_tls) != 0) return -1;
+  return lof__huge_check();
+}

@@ -1,0 +1,52 @@
+/*
+ * fork.c -- keeping the heap consistent across fork(2).
+ *
+ * pthread_atfork handlers, registered by a constructor once the heap is
+ * initialised (registering may itself malloc).  Before fork every frontend
+ * lock is taken, always in this order -- the order every other path nests
+ * them in:
+ *   1. segment_lock (segment.c)     2. huge_lock (huge.c)
+ *   3. heaps_lock (heap.c)          4. abandoned_lock (heap.c)
+ *   5. arena locks, index 0..15     6. the region layer (lof__region_prefork)
+ * After fork the region layer goes first (lof__region_postfork_*): in the
+ * child it re-locks every committed lock-on-fault range, because memory
+ * locks are not inherited (LOFALLOC_FORK_RELOCK=0 skips it).  Then the parent
+ * unlocks in reverse order; the child re-initialises the mutexes.
+ *
+ * The child's calling thread keeps its heap and can allocate at once.  Heaps
+ * of the parent's other threads do not exist in the child: their spans stay
+ * as they were (a copy of memory the child cannot reach through any live
+ * thread) and their blocks, if the child frees them, go to the spans' remote
+ * lists.  We do not adopt them: one of those threads may have been halfway
+ * through a lock-free fast path when fork() copied its span.
+ */
+#include "frontend.h"
+
+static void fork_prepare(void) {
+  lof__segment_prefork();
+  lof__huge_prefork();
+  lof__heaps_prefork();
+  lof__arenas_prefork();
+  lof__region_prefork();
+}
+
+static void fork_parent(void) {
+  lof__region_postfork_parent();
+  lof__arenas_postfork(false);
+  lof__heaps_postfork(false);
+  lof__huge_postfork(false);
+  lof__segment_postfork(false);
+}
+
+static void fork_child(void) {
+  lof__region_postfork_child();
+  lof__arenas_postfork(true);
+  lof__heaps_postfork(true);
+  lof__huge_postfork(true);
+  lof__segment_postfork(true);
+}
+
+__attribute__((constructor)) static void fork_register(void) {
+  lof__malloc_init();
+  pthread_atfork(fork_prepare, fork_parent, fork_child);
+}

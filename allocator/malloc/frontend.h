@@ -1,0 +1,286 @@
+/*
+ * frontend.h -- internal declarations of the malloc frontend: the layout of a
+ * segment, a span, a thread heap and an arena, and the functions the files of
+ * allocator/malloc/ share.  Nothing here is exported.
+ *
+ * The picture (doc/malloc.md has the long version):
+ *
+ *   region (1 GiB reservation) --> segments (4 MiB, aligned, committed in one
+ *   call each; their header sits in the first pages) --> spans (runs of 4 KiB
+ *   pages, described in the segment header) --> blocks (small objects of one
+ *   size class carved from a span, or one large block = the whole span).
+ *   Huge blocks (>= the huge threshold) have their own lock-on-fault mapping
+ *   whose first page is a small header shaped like a segment header.
+ *
+ * Invariants:
+ *  - Every small or large block lies in a 4 MiB segment whose base holds a
+ *    lof_segment_t header, and that unit is set in the registry bitmap
+ *    (segment.c).  free() masks the pointer, tests the bit, and only then
+ *    reads the header.  A pointer in no segment is looked up among the huge
+ *    blocks (huge.c, a hash table); one found nowhere is reported, never
+ *    followed.
+ *  - A span is described by seg->spans[first page]; seg->pagemap[i] gives the
+ *    first page of the span holding page i.  The map is exact for every page
+ *    of a small span and for the first and last page of large and free spans.
+ *  - A small span belongs to one thread heap (span->owner == heap->id): only
+ *    that thread touches free, local_free, used and the list links.  Every
+ *    other thread frees onto the atomic xfree list.  owner == 0 means
+ *    abandoned (its thread exited); such spans are adopted under a lock.
+ *  - Large spans and free runs belong to the arena of their segment and are
+ *    only touched under that arena's lock.
+ *  - No lock is held across a system call (purge, commit, reserve).
+ */
+#ifndef LOF_FRONTEND_H
+#define LOF_FRONTEND_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "internal.h"
+#include "lofalloc.h"
+#include "region.h"
+
+/* ---- geometry ----------------------------------------------------------- */
+#define LOF_SEG_SHIFT 22
+#define LOF_SEG_SIZE ((size_t)1 << LOF_SEG_SHIFT)   /* 4 MiB */
+#define LOF_SEG_MASK (LOF_SEG_SIZE - 1)
+#define LOF_PAGE_SHIFT 12
+#define LOF_SEG_PAGES (LOF_SEG_SIZE >> LOF_PAGE_SHIFT) /* 1024 */
+#define LOF_RESERVE_SIZE ((size_t)1 << 30)            /* segments are cut from 1 GiB reservations */
+
+#define LOF_SMALL_MAX ((size_t)16384)   /* largest small size class */
+#define LOF_NCLASSES 36                 /* small size classes */
+#define LOF_MIN_ALIGN 16                /* every block is 16-aligned */
+#define LOF_MAX_ALIGN ((size_t)2 << 20) /* largest alignment served (2 MiB) */
+
+/* ---- blocks and spans --------------------------------------------------- */
+
+/* A free small block: the first word links it, the second holds a cookie
+ * (its address xor a per-process secret) so a second free of the same block
+ * is noticed cheaply. */
+typedef struct lof_block {
+  struct lof_block *next; /* next free block in the same list */
+  uintptr_t cookie;       /* lof__block_cookie(self) while free, else anything */
+} lof_block_t;
+
+enum lof_span_state {
+  LOF_SPAN_UNUSED = 0, /* descriptor not the first page of any span */
+  LOF_SPAN_FREE,       /* a free run in its arena's bins */
+  LOF_SPAN_PURGING,    /* a free run taken out of the bins while it is purged */
+  LOF_SPAN_SMALL,      /* carved into blocks of one size class */
+  LOF_SPAN_LARGE,      /* one large block */
+  LOF_SPAN_HEADER      /* the segment's own header pages */
+};
+
+/* One descriptor per page of a segment; only the first page of a span uses
+ * its descriptor.  64 bytes, so the header holds all 1024 of them. */
+typedef struct lof_span {
+  union {
+    struct {                       /* SMALL */
+      lof_block_t *free;           /* blocks ready for the owner's malloc */
+      lof_block_t *local_free;     /* blocks the owner freed since the last refill */
+      _Atomic(uintptr_t) xfree;    /* blocks other threads freed (lock-free stack) */
+    };
+    struct {                       /* FREE: arena bookkeeping */
+      struct lof_span *dnext;      /* dirty list (runs not known zero) */
+      struct lof_span *dprev;
+      uint64_t freed_ms;           /* when it became dirty (decay clock) */
+    };
+  };
+  _Atomic(uint32_t) owner;         /* SMALL: heap id of the owner, 0 = abandoned */
+  uint32_t block_size;             /* SMALL: bytes per block */
+  uint32_t inv;                    /* SMALL: ceil(2^32 / block_size), for the interior-pointer check */
+  uint16_t used;                   /* SMALL: blocks handed out (owner's view) */
+  uint16_t capacity;               /* SMALL: blocks carved so far (bump) */
+  uint16_t reserved;               /* SMALL: blocks that fit in the span */
+  uint16_t npages;                 /* pages in the span */
+  uint8_t state;                   /* enum lof_span_state */
+  uint8_t cls;                     /* SMALL: size class */
+  uint8_t zero;                    /* FREE/LARGE: every page known to read as zero */
+  uint8_t full;                    /* SMALL: on the owner's full list */
+  struct lof_span *next;           /* heap class list / arena bin */
+  struct lof_span *prev;
+} lof_span_t;
+
+_Static_assert(sizeof(lof_span_t) <= 64, "span descriptor must stay 64 bytes");
+
+enum lof_segment_kind { LOF_SEG_NORMAL = 1, LOF_SEG_HUGE = 2 };
+#define LOF_SEG_MAGIC 0x6c6f6673u /* "lofs" */
+
+struct lof_arena;
+
+/* The header at the base of every segment.  A HUGE block's header is the
+ * page before the block and holds only the fields up to `prev`. */
+typedef struct lof_segment {
+  uint32_t magic;                  /* LOF_SEG_MAGIC while live */
+  uint8_t kind;                    /* enum lof_segment_kind */
+  uint8_t pad_[3];
+  lof_region_t *region;            /* NORMAL: the reservation it was cut from; HUGE: its own */
+  struct lof_arena *arena;         /* NORMAL: the arena owning its page runs */
+  size_t huge_offset;              /* HUGE: block start - header (one page) */
+  size_t huge_size;                /* HUGE: usable bytes of the block */
+  struct lof_segment *next;        /* arena segment list / huge hash chain */
+  struct lof_segment *prev;        /* huge hash chain */
+  uint16_t pagemap[LOF_SEG_PAGES]; /* NORMAL: page -> first page of its span */
+  lof_span_t spans[LOF_SEG_PAGES]; /* NORMAL: descriptor of the span starting at each page */
+} lof_segment_t;
+
+#define LOF_SEG_HDR_PAGES ((sizeof(lof_segment_t) + LOF_PAGE_SIZE - 1) >> LOF_PAGE_SHIFT)
+#define LOF_SEG_USABLE_PAGES (LOF_SEG_PAGES - LOF_SEG_HDR_PAGES)
+#define LOF_LARGE_MAX (LOF_SEG_USABLE_PAGES * LOF_PAGE_SIZE)
+_Static_assert(LOF_SEG_HDR_PAGES <= 20, "segment header too large");
+/* purge.c drops header pages 1.. of a wholly free segment: the descriptor of
+ * the first usable page, the pagemap and the fixed fields stay in page 0. */
+_Static_assert(offsetof(lof_segment_t, spans) + (LOF_SEG_HDR_PAGES + 1) * sizeof(lof_span_t) <= 4096,
+               "page 0 must hold the segment fields, pagemap and first usable descriptor");
+_Static_assert(LOF_SMALL_MAX * 16 <= ((size_t)1 << 18), "small spans must stay <= 256 KiB");
+
+static inline lof_segment_t *lof__segment_of(const void *p) {
+  return (lof_segment_t *)((uintptr_t)p & ~(uintptr_t)LOF_SEG_MASK);
+}
+static inline size_t lof__span_index(const lof_segment_t *seg, const lof_span_t *s) {
+  return (size_t)(s - seg->spans);
+}
+static inline uintptr_t lof__span_start(const lof_span_t *s) {
+  lof_segment_t *seg = lof__segment_of(s);
+  return (uintptr_t)seg + (lof__span_index(seg, s) << LOF_PAGE_SHIFT);
+}
+static inline lof_span_t *lof__span_of(lof_segment_t *seg, const void *p) {
+  size_t i = ((uintptr_t)p - (uintptr_t)seg) >> LOF_PAGE_SHIFT;
+  return &seg->spans[seg->pagemap[i]];
+}
+
+/* ---- size classes (sizeclass.c) ------------------------------------------ */
+LOF_HIDDEN extern const uint32_t lof__class_size[LOF_NCLASSES];
+LOF_HIDDEN extern const uint8_t lof__class_small_lut[65]; /* (size+15)/16 -> class, size <= 1024 */
+LOF_HIDDEN size_t lof__class_span_pages(unsigned cls);
+
+/* size in (2^k, 2^(k+1)], k >= 7: class 8 + 4 (k - 7) + ((size - 1) >> (k - 2)) - 4 */
+static inline unsigned lof__size_class_pow(size_t size) {
+  size_t s = size - 1;
+  unsigned k = 63u - (unsigned)__builtin_clzll((unsigned long long)s);
+  return 8u + 4u * (k - 7u) + (unsigned)(s >> (k - 2)) - 4u;
+}
+
+static inline unsigned lof__size_class(size_t size) {
+  if (LOF_LIKELY(size <= 1024)) return lof__class_small_lut[(size + 15) >> 4];
+  return lof__size_class_pow(size);
+}
+
+/* ---- registry and segments (segment.c) ----------------------------------- */
+#define LOF_REGISTRY_BITS ((size_t)1 << (47 - LOF_SEG_SHIFT))
+LOF_HIDDEN extern _Atomic(uint64_t) lof__registry[LOF_REGISTRY_BITS / 64];
+static inline bool lof__registry_test(const void *unit) {
+  uintptr_t i = (uintptr_t)unit >> LOF_SEG_SHIFT;
+  if (LOF_UNLIKELY(i >= LOF_REGISTRY_BITS)) return false;
+  return (atomic_load_explicit(&lof__registry[i / 64], memory_order_relaxed) >> (i % 64)) & 1;
+}
+LOF_HIDDEN void lof__registry_set(const void *unit, bool on);
+/* A fresh NORMAL segment, committed, header initialised, registered. */
+LOF_HIDDEN lof_segment_t *lof__segment_new(struct lof_arena *arena);
+LOF_HIDDEN void lof__segment_prefork(void);
+LOF_HIDDEN void lof__segment_postfork(bool child);
+
+/* ---- arenas: page runs, decay, purge (arena.c, purge.c) ------------------ */
+#define LOF_NBINS 40
+typedef struct lof_arena {
+  pthread_mutex_t lock;            /* guards everything below */
+  unsigned index;                  /* position in lof__arenas */
+  uint64_t binmask;                /* bit b set: bins[b] non-empty */
+  lof_span_t *bins[LOF_NBINS];     /* free runs by page count */
+  lof_span_t *dirty;               /* free runs not known zero, newest first */
+  size_t dirty_pages;              /* pages on the dirty list */
+  uint64_t last_decay_ms;          /* last decay pass */
+  lof_segment_t *segments;         /* every segment of this arena */
+  size_t nsegments;
+} lof_arena_t;
+
+#define LOF_MAX_ARENAS 16
+LOF_HIDDEN extern lof_arena_t lof__arenas[LOF_MAX_ARENAS];
+LOF_HIDDEN extern unsigned lof__narenas;
+
+LOF_HIDDEN void lof__arenas_init(void);
+/* A run of npages from arena a (locks it), labelled state (SMALL or LARGE)
+ * under the lock, since neighbours read it when they coalesce.  *zero tells
+ * whether it reads as zero.  NULL + ENOMEM when no segment can be committed. */
+LOF_HIDDEN lof_span_t *lof__arena_alloc(lof_arena_t *a, size_t npages, size_t align,
+                                        uint8_t state, bool *zero);
+/* Give a span back to its arena (locks it); coalesces, may run decay. */
+LOF_HIDDEN void lof__arena_free(lof_span_t *s);
+/* Try to grow/shrink a large span in place to npages (locks).  true on success. */
+LOF_HIDDEN bool lof__arena_resize(lof_span_t *s, size_t npages);
+/* Under a's lock: insert a free run (coalescing) and remove one. */
+LOF_HIDDEN void lof__arena_insert_locked(lof_arena_t *a, lof_span_t *s, bool zero, uint64_t now);
+LOF_HIDDEN uint64_t lof__now_ms(void);
+LOF_HIDDEN unsigned lof__arena_bin(size_t npages);
+LOF_HIDDEN void lof__arena_unlink_locked(lof_arena_t *a, lof_span_t *s);
+/* Decay: purge dirty runs older than the decay time (all when force).
+ * Called with a's lock held; drops and retakes it around the syscalls.
+ * Returns the bytes purged. */
+LOF_HIDDEN size_t lof__arena_decay_locked(lof_arena_t *a, uint64_t now, bool force);
+LOF_HIDDEN void lof__arenas_prefork(void);
+LOF_HIDDEN void lof__arenas_postfork(bool child);
+
+/* ---- thread heaps (heap.c) ----------------------------------------------- */
+typedef struct lof_heap {
+  lof_span_t *cur[LOF_NCLASSES];   /* span malloc pops from, per class (never NULL) */
+  lof_span_t *spans[LOF_NCLASSES]; /* owned spans with (maybe) free blocks */
+  lof_span_t *fulls[LOF_NCLASSES]; /* owned spans found full, newest first */
+  lof_span_t *fulls_tail[LOF_NCLASSES]; /* ... and the oldest */
+  uint32_t id;                     /* owner id stamped in its spans (never 0) */
+  lof_arena_t *arena;              /* where its spans and large blocks come from */
+  _Atomic(int64_t) allocated;      /* usable bytes malloc'ed minus freed by this thread */
+  _Atomic(int64_t) count;          /* blocks malloc'ed minus freed by this thread */
+  struct lof_heap *next;           /* registry of live heaps / free pool */
+  struct lof_heap *prev;
+} lof_heap_t;
+
+#define LOF_HEAP_EMPTY_ID UINT32_MAX
+LOF_HIDDEN extern lof_heap_t lof__heap_empty;
+LOF_HIDDEN extern lof_span_t lof__span_empty;
+LOF_HIDDEN extern __thread lof_heap_t *lof__heap_tls __attribute__((tls_model("initial-exec")));
+LOF_HIDDEN extern uintptr_t lof__secret;
+
+static inline uintptr_t lof__block_cookie(const void *b) {
+  return (uintptr_t)b ^ lof__secret;
+}
+static inline void lof__stat_add(lof_heap_t *h, int64_t bytes, int64_t n) {
+  atomic_store_explicit(&h->allocated,
+                        atomic_load_explicit(&h->allocated, memory_order_relaxed) + bytes,
+                        memory_order_relaxed);
+  atomic_store_explicit(&h->count,
+                        atomic_load_explicit(&h->count, memory_order_relaxed) + n,
+                        memory_order_relaxed);
+}
+LOF_HIDDEN void lof__stat_global(int64_t bytes, int64_t n);
+
+LOF_HIDDEN void lof__malloc_init(void);
+LOF_HIDDEN lof_heap_t *lof__heap_get(void);  /* the calling thread's heap, created on demand */
+LOF_HIDDEN void *lof__heap_alloc_slow(lof_heap_t *h, unsigned cls);
+LOF_HIDDEN void lof__heap_free_event(lof_heap_t *h, lof_span_t *s); /* used==0 or full after a local free */
+LOF_HIDDEN void lof__span_remote_free(lof_span_t *s, lof_block_t *b);
+LOF_HIDDEN size_t lof__heap_collect(lof_heap_t *h);                 /* release empty spans */
+LOF_HIDDEN size_t lof__abandoned_collect(void);
+LOF_HIDDEN void lof__heaps_stats(int64_t *allocated, int64_t *count);
+LOF_HIDDEN void lof__heaps_prefork(void);
+LOF_HIDDEN void lof__heaps_postfork(bool child);
+LOF_HIDDEN int lof__heap_check(lof_heap_t *h);
+
+/* ---- large and huge blocks (large.c, huge.c) ----------------------------- */
+LOF_HIDDEN void *lof__large_alloc(size_t size, size_t align, bool *zero);
+LOF_HIDDEN void lof__large_free(lof_span_t *s);
+LOF_HIDDEN void *lof__huge_alloc(size_t size, size_t align, bool *zero);
+LOF_HIDDEN int lof__huge_free(void *p);
+LOF_HIDDEN void *lof__huge_realloc(void *p, size_t size, size_t *old_size);
+LOF_HIDDEN size_t lof__huge_usable(const void *p);
+LOF_HIDDEN size_t lof__huge_threshold(void);
+LOF_HIDDEN void lof__huge_stats(uint64_t *count, uint64_t *bytes);
+LOF_HIDDEN void lof__huge_prefork(void);
+LOF_HIDDEN void lof__huge_postfork(bool child);
+LOF_HIDDEN int lof__huge_check(void);
+
+/* ---- misuse (alloc.c) ---------------------------------------------------- */
+LOF_HIDDEN LOF_COLD __attribute__((noreturn)) void lof__invalid_free(const void *p, const char *what);
+LOF_HIDDEN void lof__double_free_check(lof_heap_t *h, lof_span_t *s, lof_block_t *b);
+
+#endif /* LOF_FRONTEND_H */

@@ -1,0 +1,502 @@
+/*
+ * heap.c -- thread heaps: the small-object slow path, cross-thread frees,
+ * thread exit and the abandoned spans it leaves.
+ *
+ * Each thread gets a heap on its first malloc (the initial-exec TLS pointer
+ * starts at lof__heap_empty, whose every class points at an empty span, so
+ * the fast path needs no "initialised?" test).  A heap owns small spans per
+ * size class: `cur` is the span malloc pops from; `spans` lists the owned
+ * spans that may have free blocks; `fulls` those found without any.  Only the
+ * owner touches a span's free/local_free lists and used count, so neither
+ * malloc nor a same-thread free takes a lock or an atomic.
+ *
+ * Other threads free onto the span's xfree stack (one CAS).  The owner takes
+ * the whole stack with one exchange when its current span runs dry, before
+ * bumping fresh blocks and before asking the arena for a new span.  Before
+ * it takes a new span it also looks at the LOF_FULL_PROBE oldest spans of
+ * `fulls` (the ones most likely emptied by other threads: a consumer frees in
+ * the order a producer allocated) and rotates those still full to the front,
+ * so the cost stays O(1) per span and no full span is forgotten.
+ *
+ * When a thread exits (pthread key destructor) its empty spans go back to the
+ * arena and the others are abandoned: owner = 0 and onto a global per-class
+ * list under a mutex.  A thread that needs a span of that class adopts one
+ * before it asks the arena; lof_purge() releases abandoned spans that became
+ * empty.  Heap structs come from a lock-on-fault metadata region and are
+ * recycled; nothing here calls malloc.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/auxv.h>
+
+#include "frontend.h"
+#include "options.h"
+
+LOF_HIDDEN lof_span_t lof__span_empty = { .state = LOF_SPAN_SMALL };
+LOF_HIDDEN lof_heap_t lof__heap_empty = {
+  .cur = { [0 ... LOF_NCLASSES - 1] = &lof__span_empty },
+  .id = LOF_HEAP_EMPTY_ID,
+};
+LOF_HIDDEN __thread lof_heap_t *lof__heap_tls
+    __attribute__((tls_model("initial-exec"))) = &lof__heap_empty;
+LOF_HIDDEN uintptr_t lof__secret;
+
+static _Atomic(int) malloc_ready;
+static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_key_t heap_key;
+
+/* Heaps: live ones on a list (for stats), dead ones on a free pool. */
+static pthread_mutex_t heaps_lock = PTHREAD_MUTEX_INITIALIZER;
+static lof_heap_t *heaps_live;
+static lof_heap_t *heaps_pool;
+static lof_region_t *heaps_region;
+static size_t heaps_used;       /* bytes of heaps_region handed out */
+static size_t heaps_committed;  /* bytes of heaps_region committed */
+static uint32_t heaps_next_id = 1;
+static _Atomic(int64_t) stats_allocated, stats_count; /* exited heaps, heapless threads */
+
+/* Abandoned spans, per class. */
+static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
+static lof_span_t *abandoned[LOF_NCLASSES];
+static _Atomic(size_t) abandoned_n[LOF_NCLASSES];
+
+#define LOF_HEAPS_RESERVE ((size_t)64 << 20)
+#define LOF_HEAPS_COMMIT ((size_t)64 << 10)
+
+static void heap_thread_exit(void *arg);
+
+LOF_HIDDEN void lof__stat_global(int64_t bytes, int64_t n) {
+  atomic_fetch_add_explicit(&stats_allocated, bytes, memory_order_relaxed);
+  atomic_fetch_add_explicit(&stats_count, n, memory_order_relaxed);
+}
+
+LOF_HIDDEN void lof__malloc_init(void) {
+  if (LOF_LIKELY(atomic_load_explicit(&malloc_ready, memory_order_acquire))) return;
+  pthread_mutex_lock(&init_lock);
+  if (!atomic_load_explicit(&malloc_ready, memory_order_relaxed)) {
+    lof__region_init();
+    lof__arenas_init();
+    const unsigned char *rnd = (const unsigned char *)getauxval(AT_RANDOM);
+    uintptr_t secret = (uintptr_t)&heap_key * 0x9e3779b97f4a7c15ull;
+    if (rnd != NULL) {
+      uintptr_t v;
+      memcpy(&v, rnd + 8, sizeof(v));
+      secret ^= v;
+    }
+    lof__secret = secret | 1;
+    pthread_key_create(&heap_key, heap_thread_exit);
+    atomic_store_explicit(&malloc_ready, 1, memory_order_release);
+  }
+  pthread_mutex_unlock(&init_lock);
+}
+
+/* ---- heap structs ------------------------------------------------------- */
+
+static lof_heap_t *heap_new(void) {
+  lof_heap_t *h = NULL;
+  pthread_mutex_lock(&heaps_lock);
+  if (heaps_pool != NULL) {
+    h = heaps_pool;
+    heaps_pool = h->next;
+  } else {
+    size_t sz = LOF_ALIGN_UP(sizeof(lof_heap_t), 64);
+    if (heaps_region == NULL) heaps_region = lof__region_reserve(LOF_HEAPS_RESERVE, LOF_PAGE_SIZE);
+    if (heaps_region != NULL && heaps_used + sz <= heaps_region->size) {
+      if (heaps_used + sz > heaps_committed) {
+        /* A commit per 64 KiB of heap structs (about 50 threads). */
+        if (lof__region_commit(heaps_region, (void *)(heaps_region->base + heaps_committed),
+                               LOF_HEAPS_COMMIT) == 0)
+          heaps_committed += LOF_HEAPS_COMMIT;
+      }
+      if (heaps_used + sz <= heaps_committed) {
+        h = (lof_heap_t *)(heaps_region->base + heaps_used);
+        heaps_used += sz;
+      }
+    }
+  }
+  if (h != NULL) {
+    memset(h, 0, sizeof(*h));
+    for (unsigned c = 0; c < LOF_NCLASSES; c++) h->cur[c] = &lof__span_empty;
+    h->id = heaps_next_id++;
+    if (heaps_next_id == LOF_HEAP_EMPTY_ID) heaps_next_id = 1;
+    h->arena = &lof__arenas[h->id % lof__narenas];
+    h->next = heaps_live;
+    if (heaps_live) heaps_live->prev = h;
+    heaps_live = h;
+  }
+  pthread_mutex_unlock(&heaps_lock);
+  return h;
+}
+
+LOF_HIDDEN lof_heap_t *lof__heap_get(void) {
+  lof_heap_t *h = lof__heap_tls;
+  if (LOF_LIKELY(h != &lof__heap_empty)) return h;
+  lof__malloc_init();
+  h = heap_new();
+  if (h == NULL) return NULL;
+  /* Set the TLS pointer first: pthread_setspecific may calloc (keys >= 32),
+   * and that calloc must find this heap rather than make another. */
+  lof__heap_tls = h;
+  pthread_setspecific(heap_key, h);
+  return h;
+}
+
+/* ---- span lists (owner only) -------------------------------------------- */
+
+static void list_push(lof_span_t **head, lof_span_t *s) {
+  s->prev = NULL;
+  s->next = *head;
+  if (*head) (*head)->prev = s;
+  *head = s;
+}
+
+static void list_remove(lof_span_t **head, lof_span_t *s) {
+  if (s->prev) s->prev->next = s->next; else *head = s->next;
+  if (s->next) s->next->prev = s->prev;
+  s->next = s->prev = NULL;
+}
+
+/* Take the xfree stack: its blocks go to local_free, used drops. */
+static bool span_collect(lof_span_t *s) {
+  if (atomic_load_explicit(&s->xfree, memory_order_relaxed) == 0) return false;
+  lof_block_t *b = (lof_block_t *)atomic_exchange_explicit(&s->xfree, 0, memory_order_acquire);
+  if (b == NULL) return false;
+  unsigned n = 1;
+  lof_block_t *last = b;
+  while (last->next) {
+    last = last->next;
+    n++;
+  }
+  last->next = s->local_free;
+  s->local_free = b;
+  s->used = (uint16_t)(s->used - n);
+  return true;
+}
+
+/* Make s->free non-empty if s has any block to give.  false: s is full. */
+static bool span_refill(lof_span_t *s) {
+  if (s->free) return true;
+  if (s->local_free == NULL) span_collect(s);
+  if (s->local_free) {
+    s->free = s->local_free;
+    s->local_free = NULL;
+    return true;
+  }
+  if (s->capacity < s->reserved) {
+    /* Bump: link up to one page worth of fresh blocks. */
+    size_t bs = s->block_size;
+    size_t k = LOF_PAGE_SIZE / bs;
+    if (k == 0) k = 1;
+    if (k > (size_t)(s->reserved - s->capacity)) k = s->reserved - s->capacity;
+    uintptr_t p = lof__span_start(s) + (size_t)s->capacity * bs;
+    lof_block_t *first = (lof_block_t *)p;
+    for (size_t i = 0; i + 1 < k; i++, p += bs) {
+      ((lof_block_t *)p)->next = (lof_block_t *)(p + bs);
+      ((lof_block_t *)p)->cookie = 0;
+    }
+    ((lof_block_t *)p)->next = NULL;
+    ((lof_block_t *)p)->cookie = 0;
+    s->capacity = (uint16_t)(s->capacity + k);
+    s->free = first;
+    return true;
+  }
+  return false;
+}
+
+static void span_release(lof_span_t *s) {
+  lof__arena_free(s);
+}
+
+static lof_span_t *span_fresh(lof_heap_t *h, unsigned cls) {
+  bool zero;
+  size_t np = lof__class_span_pages(cls);
+  lof_span_t *s = lof__arena_alloc(h->arena, np, 0, LOF_SPAN_SMALL, &zero);
+  if (s == NULL) return NULL;
+  lof_segment_t *seg = lof__segment_of(s);
+  size_t first = lof__span_index(seg, s);
+  for (size_t i = 1; i + 1 < np; i++) seg->pagemap[first + i] = (uint16_t)first;
+  s->free = s->local_free = NULL;
+  atomic_store_explicit(&s->xfree, 0, memory_order_relaxed);
+  s->block_size = lof__class_size[cls];
+  s->inv = (uint32_t)((((uint64_t)1 << 32) + s->block_size - 1) / s->block_size);
+  s->used = s->capacity = 0;
+  s->reserved = (uint16_t)(((size_t)np << LOF_PAGE_SHIFT) / s->block_size);
+  s->cls = (uint8_t)cls;
+  s->full = 0;
+  atomic_store_explicit(&s->owner, h->id, memory_order_relaxed);
+  return s;
+}
+
+static lof_span_t *span_adopt(lof_heap_t *h, unsigned cls) {
+  if (atomic_load_explicit(&abandoned_n[cls], memory_order_relaxed) == 0) return NULL;
+  pthread_mutex_lock(&abandoned_lock);
+  lof_span_t *s = abandoned[cls];
+  if (s != NULL) {
+    list_remove(&abandoned[cls], s);
+    atomic_fetch_sub_explicit(&abandoned_n[cls], 1, memory_order_relaxed);
+    atomic_store_explicit(&s->owner, h->id, memory_order_relaxed);
+  }
+  pthread_mutex_unlock(&abandoned_lock);
+  return s;
+}
+
+static inline void *span_pop(lof_heap_t *h, lof_span_t *s) {
+  lof_block_t *b = s->free;
+  s->free = b->next;
+  b->cookie = 0;
+  s->used++;
+  lof__stat_add(h, s->block_size, 1);
+  return b;
+}
+
+#define LOF_FULL_PROBE 8
+
+static void fulls_push(lof_heap_t *h, lof_span_t *s) {
+  list_push(&h->fulls[s->cls], s);
+  if (s->next == NULL) h->fulls_tail[s->cls] = s;
+}
+
+static void fulls_remove(lof_heap_t *h, lof_span_t *s) {
+  if (h->fulls_tail[s->cls] == s) h->fulls_tail[s->cls] = s->prev;
+  list_remove(&h->fulls[s->cls], s);
+}
+
+static void span_to_full(lof_heap_t *h, lof_span_t *s) {
+  list_remove(&h->spans[s->cls], s);
+  fulls_push(h, s);
+  s->full = 1;
+}
+
+static void span_from_full(lof_heap_t *h, lof_span_t *s) {
+  fulls_remove(h, s);
+  s->full = 0;
+  /* behind the current span, so malloc keeps popping from cur */
+  lof_span_t *head = h->spans[s->cls];
+  if (head == NULL) {
+    list_push(&h->spans[s->cls], s);
+  } else {
+    s->prev = head;
+    s->next = head->next;
+    if (head->next) head->next->prev = s;
+    head->next = s;
+  }
+}
+
+LOF_HIDDEN void *lof__heap_alloc_slow(lof_heap_t *h, unsigned cls) {
+  if (h == &lof__heap_empty) {
+    h = lof__heap_get();
+    if (h == NULL) {
+      errno = ENOMEM;
+      return NULL;
+    }
+  }
+  lof_span_t *s = h->cur[cls];
+  if (s != &lof__span_empty) {
+    if (span_refill(s)) return span_pop(h, s);
+    span_to_full(h, s);
+    /* cur always names a span on spans[] (or the empty one) */
+    h->cur[cls] = &lof__span_empty;
+  }
+  /* Another owned span with free blocks. */
+  while ((s = h->spans[cls]) != NULL) {
+    if (span_refill(s)) goto use;
+    span_to_full(h, s);
+  }
+  /* The oldest full spans may have been freed into by other threads. */
+  for (int k = 0; k < LOF_FULL_PROBE && h->fulls_tail[cls] != NULL; k++) {
+    lof_span_t *f = h->fulls_tail[cls];
+    fulls_remove(h, f);
+    if (span_collect(f)) {
+      f->full = 0;
+      list_push(&h->spans[cls], f);
+    } else {
+      fulls_push(h, f);
+    }
+  }
+  if ((s = h->spans[cls]) != NULL && span_refill(s)) goto use;
+  s = span_adopt(h, cls);
+  if (s == NULL) s = span_fresh(h, cls);
+  if (s == NULL) {
+    h->cur[cls] = &lof__span_empty;
+    errno = ENOMEM;
+    return NULL;
+  }
+  list_push(&h->spans[cls], s);
+  if (!span_refill(s)) {
+    span_to_full(h, s); /* an adopted span still full: try again */
+    return lof__heap_alloc_slow(h, cls);
+  }
+use:
+  h->cur[cls] = s;
+  return span_pop(h, s);
+}
+
+LOF_HIDDEN void lof__heap_free_event(lof_heap_t *h, lof_span_t *s) {
+  if (s->full) span_from_full(h, s);
+  if (s->used == 0 && s != h->cur[s->cls]) {
+    list_remove(&h->spans[s->cls], s);
+    span_release(s);
+  }
+}
+
+LOF_HIDDEN void lof__span_remote_free(lof_span_t *s, lof_block_t *b) {
+  b->cookie = lof__block_cookie(b);
+  uintptr_t head = atomic_load_explicit(&s->xfree, memory_order_relaxed);
+  do {
+    b->next = (lof_block_t *)head;
+  } while (!atomic_compare_exchange_weak_explicit(&s->xfree, &head, (uintptr_t)b,
+                                                  memory_order_release, memory_order_relaxed));
+}
+
+/* Release every empty span of h (collecting remote frees first). */
+LOF_HIDDEN size_t lof__heap_collect(lof_heap_t *h) {
+  size_t released = 0;
+  for (unsigned c = 0; c < LOF_NCLASSES; c++) {
+    lof_span_t *next;
+    for (lof_span_t *f = h->fulls[c]; f != NULL; f = next) {
+      next = f->next;
+      if (span_collect(f)) span_from_full(h, f);
+    }
+    for (lof_span_t *s = h->spans[c]; s != NULL; s = next) {
+      next = s->next;
+      span_collect(s);
+      if (s->used == 0) {
+        if (h->cur[c] == s) h->cur[c] = &lof__span_empty;
+        list_remove(&h->spans[c], s);
+        span_release(s);
+        released++;
+      }
+    }
+  }
+  return released;
+}
+
+/* Release empty abandoned spans. */
+LOF_HIDDEN size_t lof__abandoned_collect(void) {
+  size_t released = 0;
+  pthread_mutex_lock(&abandoned_lock);
+  for (unsigned c = 0; c < LOF_NCLASSES; c++) {
+    lof_span_t *next;
+    for (lof_span_t *s = abandoned[c]; s != NULL; s = next) {
+      next = s->next;
+      span_collect(s);
+      if (s->used == 0) {
+        list_remove(&abandoned[c], s);
+        atomic_fetch_sub_explicit(&abandoned_n[c], 1, memory_order_relaxed);
+        span_release(s); /* abandoned_lock before arena locks: the fork order */
+        released++;
+      }
+    }
+  }
+  pthread_mutex_unlock(&abandoned_lock);
+  return released;
+}
+
+static void heap_abandon_list(lof_span_t **head) {
+  lof_span_t *s;
+  while ((s = *head) != NULL) {
+    list_remove(head, s);
+    s->full = 0;
+    span_collect(s);
+    if (s->used == 0) {
+      span_release(s);
+      continue;
+    }
+    atomic_store_explicit(&s->owner, 0, memory_order_release);
+    pthread_mutex_lock(&abandoned_lock);
+    list_push(&abandoned[s->cls], s);
+    atomic_fetch_add_explicit(&abandoned_n[s->cls], 1, memory_order_relaxed);
+    pthread_mutex_unlock(&abandoned_lock);
+  }
+}
+
+static void heap_thread_exit(void *arg) {
+  lof_heap_t *h = arg;
+  if (h == NULL || h == &lof__heap_empty) return;
+  lof__heap_tls = &lof__heap_empty; /* later mallocs of this thread make a new heap */
+  for (unsigned c = 0; c < LOF_NCLASSES; c++) {
+    heap_abandon_list(&h->spans[c]);
+    heap_abandon_list(&h->fulls[c]);
+    h->fulls_tail[c] = NULL;
+    h->cur[c] = &lof__span_empty;
+  }
+  lof__stat_global(atomic_load_explicit(&h->allocated, memory_order_relaxed),
+                   atomic_load_explicit(&h->count, memory_order_relaxed));
+  pthread_mutex_lock(&heaps_lock);
+  if (h->prev) h->prev->next = h->next; else heaps_live = h->next;
+  if (h->next) h->next->prev = h->prev;
+  h->prev = NULL;
+  h->next = heaps_pool;
+  heaps_pool = h;
+  pthread_mutex_unlock(&heaps_lock);
+}
+
+LOF_HIDDEN void lof__heaps_stats(int64_t *allocated, int64_t *count) {
+  int64_t a = atomic_load_explicit(&stats_allocated, memory_order_relaxed);
+  int64_t n = atomic_load_explicit(&stats_count, memory_order_relaxed);
+  pthread_mutex_lock(&heaps_lock);
+  for (lof_heap_t *h = heaps_live; h != NULL; h = h->next) {
+    a += atomic_load_explicit(&h->allocated, memory_order_relaxed);
+    n += atomic_load_explicit(&h->count, memory_order_relaxed);
+  }
+  pthread_mutex_unlock(&heaps_lock);
+  *allocated = a;
+  *count = n;
+}
+
+/* fork order: heaps_lock, then abandoned_lock (then the arenas). */
+LOF_HIDDEN void lof__heaps_prefork(void) {
+  pthread_mutex_lock(&heaps_lock);
+  pthread_mutex_lock(&abandoned_lock);
+}
+
+LOF_HIDDEN void lof__heaps_postfork(bool child) {
+  if (child) {
+    pthread_mutex_init(&abandoned_lock, NULL);
+    pthread_mutex_init(&heaps_lock, NULL);
+  } else {
+    pthread_mutex_unlock(&abandoned_lock);
+    pthread_mutex_unlock(&heaps_lock);
+  }
+}
+
+/* lof_check's view of the calling thread's heap. */
+static int heap_check_span(lof_heap_t *h, lof_span_t *s) {
+  if (s->state != LOF_SPAN_SMALL || atomic_load_explicit(&s->owner, memory_order_relaxed) != h->id) {
+    lof__message("check: span %p in heap %u has state %u owner %u", (void *)s, h->id, s->state,
+                 atomic_load_explicit(&s->owner, memory_order_relaxed));
+    return -1;
+  }
+  uintptr_t start = lof__span_start(s), end = start + (size_t)s->capacity * s->block_size;
+  size_t n = 0;
+  for (int pass = 0; pass < 2; pass++) {
+    for (lof_block_t *b = pass ? s->local_free : s->free; b != NULL; b = b->next) {
+      uintptr_t p = (uintptr_t)b;
+      if (p < start || p >= end || (p - start) % s->block_size != 0 || ++n > s->capacity) {
+        lof__message("check: span %p: free list holds bad block %p", (void *)s, (void *)b);
+        return -1;
+      }
+    }
+  }
+  if (n + s->used != s->capacity || s->capacity > s->reserved) {
+    lof__message("check: span %p: %zu free + %u used != %u carved", (void *)s, n, s->used,
+                 s->capacity);
+    return -1;
+  }
+  return 0;
+}
+
+LOF_HIDDEN int lof__heap_check(lof_heap_t *h) {
+  for (unsigned c = 0; c < LOF_NCLASSES; c++) {
+    for (int pass = 0; pass < 2; pass++)
+      for (lof_span_t *s = pass ? h->fulls[c] : h->spans[c]; s != NULL; s = s->next) {
+        if (s->cls != c || heap_check_span(h, s) != 0) return -1;
+        /* collect so the counts above stay exact next time */
+      }
+    if (h->cur[c] != &lof__span_empty && h->cur[c]->cls != c) {
+      lof__message("check: heap %u class %u: current span of class %u", h->id, c, h->cur[c]->cls);
+      return -1;
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,89 @@
+/*
+ * purge.c -- giving freed pages back: decay, malloc_trim and lof_purge.
+ *
+ * Freed page runs stay resident (and locked) for LOFALLOC_DECAY_MS (1000 ms
+ * by default), so a program that frees and reallocates does not pay a purge
+ * and a refault (+13% per page when locked) each time.  The decay pass runs
+ * inside arena operations, at most twice per decay period per arena: it takes
+ * up to 32 runs whose pages have been free for the whole period, marks them
+ * PURGING (not allocatable, not coalescable), drops the arena lock, purges
+ * them (MADV_DONTNEED_LOCKED via the region layer: the range stays committed
+ * and lock-on-fault and refaults as zeros), and reinserts them as zero runs.
+ * When a purged run is a whole segment, the segment header's descriptor
+ * pages are purged with it, so an idle segment keeps one resident page.
+ * There is never a system call per free.
+ *
+ * lof_purge() / malloc_trim() purge everything now: the calling thread's
+ * empty spans, empty abandoned spans, and every dirty run of every arena.
+ * Other threads' partly used spans stay theirs (we never touch another
+ * thread's lists); their free blocks are reclaimed when they allocate or exit.
+ */
+#include <errno.h>
+
+#include "frontend.h"
+#include "options.h"
+
+#define LOF_PURGE_BATCH 32
+
+LOF_HIDDEN size_t lof__arena_decay_locked(lof_arena_t *a, uint64_t now, bool force) {
+  uint64_t decay = (uint64_t)lof__option(LOF_OPT_DECAY_MS);
+  size_t total = 0;
+  int saved = errno;
+
+  a->last_decay_ms = now;
+  for (int round = 0; round < 1024; round++) {
+    lof_span_t *batch[LOF_PURGE_BATCH];
+    unsigned nb = 0;
+    lof_span_t *s = a->dirty;
+    while (s != NULL && nb < LOF_PURGE_BATCH) {
+      lof_span_t *next = s->dnext;
+      if (force || now - s->freed_ms >= decay) {
+        lof__arena_unlink_locked(a, s);
+        s->state = LOF_SPAN_PURGING;
+        batch[nb++] = s;
+      }
+      s = next;
+    }
+    if (nb == 0) break;
+    pthread_mutex_unlock(&a->lock);
+    bool ok[LOF_PURGE_BATCH];
+    for (unsigned i = 0; i < nb; i++) {
+      lof_segment_t *seg = lof__segment_of(batch[i]);
+      size_t len = (size_t)batch[i]->npages << LOF_PAGE_SHIFT;
+      ok[i] = lof__region_purge(seg->region, (void *)lof__span_start(batch[i]), len) == 0;
+      if (ok[i]) total += len;
+      if (ok[i] && batch[i]->npages == LOF_SEG_USABLE_PAGES) {
+        /* The whole segment is free and out of the bins: its span
+         * descriptors (header pages 1..) describe nothing and may go too;
+         * they refault as zeros = UNUSED.  Page 0 keeps this run's own
+         * descriptor, the pagemap and the segment fields. */
+        size_t hl = (LOF_SEG_HDR_PAGES - 1) << LOF_PAGE_SHIFT;
+        if (lof__region_purge(seg->region, (char *)seg + LOF_PAGE_SIZE, hl) == 0) total += hl;
+      }
+    }
+    pthread_mutex_lock(&a->lock);
+    for (unsigned i = 0; i < nb; i++) {
+      batch[i]->zero = ok[i];
+      lof__arena_insert_locked(a, batch[i], ok[i], now);
+    }
+    if (!force && nb < LOF_PURGE_BATCH) break;
+  }
+  errno = saved;
+  return total;
+}
+
+LOF_EXPORT size_t lof_purge(void) {
+  size_t total = 0;
+  lof__malloc_init();
+  lof_heap_t *h = lof__heap_tls;
+  if (h != &lof__heap_empty) lof__heap_collect(h);
+  lof__abandoned_collect();
+  uint64_t now = lof__now_ms();
+  for (unsigned i = 0; i < lof__narenas; i++) {
+    lof_arena_t *a = &lof__arenas[i];
+    pthread_mutex_lock(&a->lock);
+    total += lof__arena_decay_locked(a, now, true);
+    pthread_mutex_unlock(&a->lock);
+  }
+  return total;
+}

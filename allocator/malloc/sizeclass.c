@@ -1,0 +1,43 @@
+/*
+ * sizeclass.c -- the small size classes: one closed formula, tabulated.
+ *
+ * Classes: 16, 32, ... 128 (steps of 16), then four per power of two
+ * (160, 192, 224, 256, 320, ... 16384): 36 classes.  A request gets the
+ * smallest class that holds it, so the internal waste is at most 15 bytes
+ * up to 128 B and below 25% of the request above (the step is a quarter of
+ * the power of two below the class).  Every class is a multiple of 16, so
+ * every block is 16-aligned; power-of-two classes up to 4096 are aligned to
+ * their size (spans start on a page), which memalign uses.
+ *
+ * A class's span is max(64 KiB, 16 blocks) rounded to pages, so a span holds
+ * at least 16 blocks and at most 4096, and never more than 256 KiB.
+ */
+#include "frontend.h"
+
+#define C4(b) (b) + (b) / 4, (b) + (b) / 2, (b) + 3 * (b) / 4, 2 * (b)
+LOF_HIDDEN const uint32_t lof__class_size[LOF_NCLASSES] = {
+  16, 32, 48, 64, 80, 96, 112, 128,
+  C4(128), C4(256), C4(512), C4(1024), C4(2048), C4(4096), C4(8192)
+};
+#undef C4
+
+_Static_assert(LOF_NCLASSES == 8 + 7 * 4, "class count");
+
+/* Class of a size <= 1024, indexed by (size + 15) / 16; index 0 is size 0.
+ * Above 1024 the formula lof__size_class_pow (frontend.h) is used. */
+LOF_HIDDEN const uint8_t lof__class_small_lut[65] = {
+  0, 0, 1, 2, 3, 4, 5, 6, 7,                  /* 0..128 */
+  8, 8, 9, 9, 10, 10, 11, 11,                 /* ..256 */
+  12, 12, 12, 12, 13, 13, 13, 13,             /* ..512 */
+  14, 14, 14, 14, 15, 15, 15, 15,
+  16, 16, 16, 16, 16, 16, 16, 16,             /* ..1024 */
+  17, 17, 17, 17, 17, 17, 17, 17,
+  18, 18, 18, 18, 18, 18, 18, 18,
+  19, 19, 19, 19, 19, 19, 19, 19,
+};
+
+LOF_HIDDEN size_t lof__class_span_pages(unsigned cls) {
+  size_t bytes = 16 * (size_t)lof__class_size[cls];
+  if (bytes < 65536) bytes = 65536;
+  return (bytes + LOF_PAGE_SIZE - 1) >> LOF_PAGE_SHIFT;
+}

@@ -1,0 +1,196 @@
+/*
+ * api.c -- the malloc family's edges, through the lof_* names (so the test
+ * also runs in sanitizer builds, where lofalloc does not replace malloc).
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "lofalloc.h"
+
+static void test_malloc_zero_and_free_null(void **state) {
+  (void)state;
+  void *p = lof_malloc(0);
+  assert_non_null(p);
+  assert_true(lof_malloc_usable_size(p) >= 1);
+  lof_free(p);
+  lof_free(NULL);
+  assert_int_equal(lof_malloc_usable_size(NULL), 0);
+}
+
+static void test_calloc_overflow(void **state) {
+  (void)state;
+  errno = 0;
+  assert_null(lof_calloc(SIZE_MAX / 2, 3));
+  assert_int_equal(errno, ENOMEM);
+  errno = 0;
+  assert_null(lof_calloc((size_t)1 << 33, (size_t)1 << 33));
+  assert_int_equal(errno, ENOMEM);
+}
+
+static void test_reallocarray_overflow(void **state) {
+  (void)state;
+  void *p = lof_malloc(16);
+  errno = 0;
+  assert_null(lof_reallocarray(p, SIZE_MAX / 4, 8));
+  assert_int_equal(errno, ENOMEM);
+  /* p is still valid after a failed reallocarray */
+  memset(p, 1, 16);
+  p = lof_reallocarray(p, 10, 100);
+  assert_non_null(p);
+  assert_true(lof_malloc_usable_size(p) >= 1000);
+  lof_free(p);
+}
+
+static void test_malloc_huge_fails(void **state) {
+  (void)state;
+  errno = 0;
+  assert_null(lof_malloc(SIZE_MAX - 4096));
+  assert_int_equal(errno, ENOMEM);
+}
+
+static void test_posix_memalign_bad(void **state) {
+  (void)state;
+  void *p = (void *)0x1;
+  assert_int_equal(lof_posix_memalign(&p, 3, 64), EINVAL);
+  assert_int_equal(lof_posix_memalign(&p, 4, 64), EINVAL); /* not a multiple of sizeof(void *) */
+  assert_int_equal(lof_posix_memalign(&p, 0, 64), EINVAL);
+  assert_int_equal(lof_posix_memalign(&p, 24, 64), EINVAL);
+  assert_ptr_equal(p, (void *)0x1); /* untouched on failure */
+  errno = 0;
+  assert_null(lof_aligned_alloc(48, 96));
+  assert_int_equal(errno, EINVAL);
+}
+
+static void test_aligned_every_pow2(void **state) {
+  (void)state;
+  for (size_t a = 1; a <= ((size_t)1 << 20); a <<= 1) {
+    size_t sizes[] = {1, a / 2 + 1, a, a + 1, 3 * a + 7, 100000};
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+      size_t n = sizes[k];
+      void *p = lof_aligned_alloc(a, n);
+      assert_non_null(p);
+      assert_int_equal((uintptr_t)p % a, 0);
+      assert_true(lof_malloc_usable_size(p) >= n);
+      memset(p, 0xa5, n);
+      void *q = NULL;
+      if (a >= sizeof(void *)) {
+        assert_int_equal(lof_posix_memalign(&q, a, n), 0);
+        assert_int_equal((uintptr_t)q % a, 0);
+        memset(q, 0x5a, n);
+      }
+      void *m = lof_memalign(a, n);
+      assert_non_null(m);
+      assert_int_equal((uintptr_t)m % a, 0);
+      lof_free(p);
+      lof_free(q);
+      lof_free(m);
+    }
+  }
+  void *v = lof_valloc(10);
+  assert_int_equal((uintptr_t)v % 4096, 0);
+  void *pv = lof_pvalloc(5000);
+  assert_int_equal((uintptr_t)pv % 4096, 0);
+  assert_true(lof_malloc_usable_size(pv) >= 8192);
+  lof_free(v);
+  lof_free(pv);
+  assert_int_equal(lof_check(), 0);
+}
+
+static void fill(unsigned char *p, size_t n, unsigned seed) {
+  for (size_t i = 0; i < n; i++) p[i] = (unsigned char)(seed + i * 31);
+}
+static void verify(const unsigned char *p, size_t n, unsigned seed) {
+  for (size_t i = 0; i < n; i++)
+    if (p[i] != (unsigned char)(seed + i * 31)) fail_msg("byte %zu of %zu differs", i, n);
+}
+
+static void test_realloc_keeps_contents(void **state) {
+  (void)state;
+  /* grow through small, large and huge sizes, then shrink back */
+  size_t sizes[] = {1, 24, 100, 1000, 5000, 16384, 20000, 100000, 1 << 20, 5u << 20,
+                    9u << 20, 3u << 20, 200000, 3000, 17, 1};
+  size_t n = sizeof(sizes) / sizeof(sizes[0]);
+  unsigned char *p = lof_malloc(sizes[0]);
+  fill(p, sizes[0], 7);
+  for (size_t i = 1; i < n; i++) {
+    size_t keep = sizes[i - 1] < sizes[i] ? sizes[i - 1] : sizes[i];
+    p = lof_realloc(p, sizes[i]);
+    assert_non_null(p);
+    assert_true(lof_malloc_usable_size(p) >= sizes[i]);
+    verify(p, keep, 7);
+    fill(p, sizes[i], 7);
+  }
+  lof_free(p);
+  assert_null(lof_realloc(lof_malloc(10), 0) /* frees, like glibc */);
+  p = lof_realloc(NULL, 50);
+  assert_non_null(p);
+  lof_free(p);
+  assert_int_equal(lof_check(), 0);
+}
+
+static void test_usable_size_every_size(void **state) {
+  (void)state;
+  for (size_t n = 0; n <= 70000; n += (n < 2048 ? 1 : 97)) {
+    unsigned char *p = lof_malloc(n);
+    assert_non_null(p);
+    size_t u = lof_malloc_usable_size(p);
+    assert_true(u >= n);
+    /* the documented worst-case waste: 15 bytes up to 128, 25% above */
+    if (n > 128) assert_true(u - n <= n / 4 + 4096);
+    assert_int_equal((uintptr_t)p % 16, 0);
+    memset(p, 0xee, u);
+    lof_free(p);
+  }
+}
+
+static void test_calloc_zeroes_reused_memory(void **state) {
+  (void)state;
+  size_t sizes[] = {16, 200, 3000, 16384, 40000, 300000, 6u << 20};
+  for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+    for (int round = 0; round < 3; round++) {
+      unsigned char *p = lof_calloc(1, sizes[k]);
+      assert_non_null(p);
+      for (size_t i = 0; i < sizes[k]; i += 61)
+        if (p[i] != 0) fail_msg("calloc(%zu) byte %zu not zero (round %d)", sizes[k], i, round);
+      memset(p, 0xff, sizes[k]); /* dirty it for the next round */
+      lof_free(p);
+    }
+  }
+}
+
+static void test_stats_follow(void **state) {
+  (void)state;
+  lof_stats_t a, b;
+  assert_int_equal(lof_stats_get(&a, sizeof(a)), 0);
+  void *p[10];
+  for (int i = 0; i < 10; i++) p[i] = lof_malloc(100000);
+  assert_int_equal(lof_stats_get(&b, sizeof(b)), 0);
+  assert_true(b.allocations >= a.allocations + 10);
+  assert_true(b.allocated >= a.allocated + 10 * 100000);
+  for (int i = 0; i < 10; i++) lof_free(p[i]);
+  assert_int_equal(lof_stats_get(&b, sizeof(b)), 0);
+  assert_int_equal(b.allocations, a.allocations);
+  assert_int_equal(b.allocated, a.allocated);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_malloc_zero_and_free_null),
+    cmocka_unit_test(test_calloc_overflow),
+    cmocka_unit_test(test_reallocarray_overflow),
+    cmocka_unit_test(test_malloc_huge_fails),
+    cmocka_unit_test(test_posix_memalign_bad),
+    cmocka_unit_test(test_aligned_every_pow2),
+    cmocka_unit_test(test_realloc_keeps_contents),
+    cmocka_unit_test(test_usable_size_every_size),
+    cmocka_unit_test(test_calloc_zeroes_reused_memory),
+    cmocka_unit_test(test_stats_follow),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

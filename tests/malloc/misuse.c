@@ -1,0 +1,85 @@
+/*
+ * misuse.c -- detectable misuse aborts with a message instead of corrupting
+ * the heap: double free (small by the owner, large, huge), free of a pointer
+ * inside a block, free of a pointer that never came from lofalloc.  Each case
+ * runs in a child (run_in_child) and must die by SIGABRT with "free():" and
+ * the reason on stderr.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include <cmocka.h>
+
+#include "lofalloc.h"
+#include "proc.h"
+
+static int small_double(void *arg) {
+  (void)arg;
+  void *p = lof_malloc(40);
+  void *q = lof_malloc(40);
+  lof_free(p);
+  lof_free(q);
+  lof_free(p);
+  return 0;
+}
+static int large_double(void *arg) {
+  (void)arg;
+  void *p = lof_malloc(100000);
+  lof_free(p);
+  lof_free(p);
+  return 0;
+}
+static int huge_double(void *arg) {
+  (void)arg;
+  void *p = lof_malloc(64u << 20);
+  lof_free(p);
+  lof_free(p);
+  return 0;
+}
+static int interior(void *arg) {
+  (void)arg;
+  char *p = lof_malloc(100);
+  lof_free(p + 16);
+  return 0;
+}
+static int large_interior(void *arg) {
+  (void)arg;
+  char *p = lof_malloc(200000);
+  lof_free(p + 8192);
+  return 0;
+}
+static int foreign(void *arg) {
+  (void)arg;
+  static char notheap[64];
+  lof_free(notheap + 16);
+  return 0;
+}
+
+static void expect_abort(int (*fn)(void *), const char *what) {
+  char err[4096];
+  int st = run_in_child(fn, NULL, err, sizeof(err));
+  if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGABRT)
+    fail_msg("%s: child did not abort (status %#x), stderr: %s", what, st, err);
+  if (strstr(err, what) == NULL) fail_msg("expected \"%s\" on stderr, got: %s", what, err);
+}
+
+static void test_small_double_free(void **s) { (void)s; expect_abort(small_double, "double free"); }
+static void test_large_double_free(void **s) { (void)s; expect_abort(large_double, "free(): "); }
+static void test_huge_double_free(void **s) { (void)s; expect_abort(huge_double, "invalid pointer"); }
+static void test_interior_pointer(void **s) { (void)s; expect_abort(interior, "invalid pointer"); }
+static void test_large_interior(void **s) { (void)s; expect_abort(large_interior, "invalid pointer"); }
+static void test_foreign_pointer(void **s) { (void)s; expect_abort(foreign, "invalid pointer"); }
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_small_double_free), cmocka_unit_test(test_large_double_free),
+    cmocka_unit_test(test_huge_double_free),  cmocka_unit_test(test_interior_pointer),
+    cmocka_unit_test(test_large_interior),    cmocka_unit_test(test_foreign_pointer),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,124 @@
+/*
+ * lofcheck.c -- a preloadable probe for the LD_PRELOAD tests.  Loaded after
+ * liblofalloc (LD_PRELOAD="liblofalloc.so liblofcheck.so"), it records one
+ * block at start-up and, at exit, allocates a small, a large and a huge
+ * block, finds the VMA holding each in /proc/self/smaps, and appends one
+ * line per process to $LOFCHECK_OUT:
+ *   OK|BAD pid=N exe=NAME early=FLAGS small=FLAGS large=FLAGS huge=FLAGS
+ *          locked_kb=N check=RC allocations=N
+ * OK needs every probe in a VMA whose VmFlags hold both "lo" and "lf", the
+ * heap's smaps Locked: above zero, and lof_check() == 0.  Programs that exit
+ * through _exit() write no line; the test scripts count lines per program.
+ */
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lofalloc.h"
+
+static void *early;
+
+__attribute__((constructor)) static void lofcheck_start(void) {
+  early = malloc(48);
+}
+
+/* VmFlags and Locked: of the VMA holding addr, parsed without stdio. */
+static int vma_of(const void *addr, char *flags, size_t flen, unsigned long *locked_kb) {
+  static char buf[1 << 16];
+  static char line[512];
+  int fd = open("/proc/self/smaps", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  uintptr_t a = (uintptr_t)addr;
+  int in = 0, found = -1;
+  size_t ll = 0;
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof(buf))) > 0) {
+    for (ssize_t i = 0; i < n; i++) {
+      if (buf[i] != '\n') {
+        if (ll + 1 < sizeof(line)) line[ll++] = buf[i];
+        continue;
+      }
+      line[ll] = 0;
+      ll = 0;
+      unsigned long lo, hi;
+      char c;
+      if (sscanf(line, "%lx-%lx %c", &lo, &hi, &c) == 3 && strchr(line, ' ') - line < 40) {
+        in = a >= lo && a < hi;
+      } else if (in && strncmp(line, "Locked:", 7) == 0) {
+        *locked_kb = strtoul(line + 7, NULL, 10);
+      } else if (in && strncmp(line, "VmFlags:", 8) == 0) {
+        size_t flags_len = strnlen(line + 9, flen - 1);
+        memcpy(flags, line + 9, flags_len);
+        flags[flags_len] = 0;
+        for (char *p = flags; *p; p++)
+          if (*p == ' ') *p = ',';
+        size_t fl = strlen(flags);
+        while (fl > 0 && flags[fl - 1] == ',') flags[--fl] = 0;
+        found = 0;
+      }
+    }
+  }
+  close(fd);
+  return found;
+}
+
+static int has_lo_lf(const char *flags) {
+  char tmp[160];
+  snprintf(tmp, sizeof(tmp), ",%s,", flags);
+  return strstr(tmp, ",lo,") != NULL && strstr(tmp, ",lf,") != NULL;
+}
+
+__attribute__((destructor)) static void lofcheck_end(void) {
+  const char *out = getenv("LOFCHECK_OUT");
+  if (out == NULL) return;
+  void *small = malloc(100);
+  char *large = malloc(200000);
+  char *huge = malloc(8u << 20);
+  if (small) memset(small, 1, 100);
+  if (large) large[0] = 1;
+  if (huge) huge[0] = 1;
+  const void *probe[4] = {early, small, large, huge};
+  const char *name[4] = {"early", "small", "large", "huge"};
+  char flags[4][160];
+  unsigned long locked = 0, total_locked = 0;
+  int ok = 1;
+  for (int i = 0; i < 4; i++) {
+    strcpy(flags[i], "none");
+    locked = 0;
+    if (probe[i] == NULL || vma_of(probe[i], flags[i], sizeof(flags[i]), &locked) != 0 ||
+        !has_lo_lf(flags[i]))
+      ok = 0;
+    total_locked += locked;
+  }
+  if (total_locked == 0) ok = 0;
+  int (*check)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "lof_check");
+  int (*stats)(lof_stats_t *, size_t) =
+      (int (*)(lof_stats_t *, size_t))dlsym(RTLD_DEFAULT, "lof_stats_get");
+  int rc = check ? check() : -99;
+  if (rc != 0) ok = 0;
+  lof_stats_t st;
+  memset(&st, 0, sizeof(st));
+  if (stats) stats(&st, sizeof(st));
+  char exe[256] = "?";
+  ssize_t el = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  if (el > 0) exe[el] = 0;
+  const char *base = strrchr(exe, '/') ? strrchr(exe, '/') + 1 : exe;
+  char msg[1024];
+  int len = snprintf(msg, sizeof(msg),
+                     "%s pid=%d exe=%s %s=%s %s=%s %s=%s %s=%s locked_kb=%lu check=%d allocations=%llu\n",
+                     ok ? "OK" : "BAD", (int)getpid(), base, name[0], flags[0], name[1], flags[1],
+                     name[2], flags[2], name[3], flags[3], total_locked, rc,
+                     (unsigned long long)st.allocations);
+  int fd = open(out, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd >= 0) {
+    if (write(fd, msg, (size_t)len) < 0) { /* nothing to do */ }
+    close(fd);
+  }
+  free(small);
+  free(large);
+  free(huge);
+}
