@@ -42,8 +42,8 @@ int main(void) {
   free(m);
   CHECK(mallopt(M_MMAP_THRESHOLD, 1 << 20) == 0);
   struct mallinfo2 a = mallinfo2();
-  void *big = malloc(1 << 20);
-  memset(big, 1, 1 << 20);
+  void *volatile big = malloc(1 << 20); /* volatile: clang may drop an unused malloc/free pair */
+  memset((void *)big, 1, 1 << 20);
   struct mallinfo2 b = mallinfo2();
   CHECK(b.uordblks >= a.uordblks + (1 << 20));
   void *volatile huge = malloc(64u << 20); /* volatile: gcc may drop an unused malloc/free pair */
