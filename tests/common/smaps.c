@@ -5,6 +5,9 @@
 #include "smaps.h"
 
 #include <inttypes.h>
+#include <sys/mman.h>
+
+#include "lofalloc-mman.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -141,3 +144,16 @@ static uint64_t read_kb_field(const char *path, const char *field) {
 uint64_t smaps_total_locked(void) { return read_kb_field("/proc/self/smaps_rollup", "Locked:"); }
 uint64_t smaps_total_rss(void) { return read_kb_field("/proc/self/smaps_rollup", "Rss:"); }
 uint64_t proc_vmlck(void) { return read_kb_field("/proc/self/status", "VmLck:"); }
+
+bool kernel_has_map_lockonfault(void) {
+  void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_LOCKONFAULT, -1, 0);
+  if (p == MAP_FAILED) return false;
+  smaps_vma_t plain, v;
+  void *q = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  bool plain_lf = q != MAP_FAILED && smaps_vma_at(q, &plain) == 0 && flags_have(plain.vmflags, "lf");
+  bool lf = smaps_vma_at(p, &v) == 0 && flags_have(v.vmflags, "lf");
+  munmap(p, 4096);
+  if (q != MAP_FAILED) munmap(q, 4096);
+  return lf && !plain_lf;
+}

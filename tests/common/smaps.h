@@ -39,4 +39,8 @@ uint64_t proc_vmlck(void);
 /* Every VMA intersecting [addr, addr+len) has every flag in flags. */
 bool smaps_range_all_have_flags(const void *addr, size_t len, const char *flags);
 
+/* Does the running kernel honour MAP_LOCKONFAULT?  Asked independently of
+ * the allocator: map a page with the flag and look for "lf" in its VmFlags. */
+bool kernel_has_map_lockonfault(void);
+
 #endif

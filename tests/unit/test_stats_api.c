@@ -18,6 +18,7 @@
 
 #include "lofalloc.h"
 #include "proc.h"
+#include "smaps.h"
 
 static void test_errors(void **state) {
   (void)state;
@@ -41,12 +42,13 @@ static void test_versioned_copy(void **state) {
   memcpy(&head, buf, old_size);
   assert_int_equal(head.version, LOF_STATS_VERSION);
   assert_int_equal(head.size, old_size);
-  assert_string_equal(head.backend_name, "mlock2");
+  bool flag = kernel_has_map_lockonfault();
+  assert_string_equal(head.backend_name, flag ? "MAP_LOCKONFAULT" : "mlock2");
   for (size_t i = old_size; i < sizeof buf; i++) assert_int_equal(buf[i], 0xee);
   lof_stats_t st;
   assert_int_equal(lof_stats_get(&st, sizeof st), 0);
   assert_int_equal(st.size, sizeof st);
-  assert_int_equal(st.backend, LOF_BACKEND_MLOCK2);
+  assert_int_equal(st.backend, flag ? LOF_BACKEND_MAP_LOCKONFAULT : LOF_BACKEND_MLOCK2);
   assert_string_equal(st.policy_name, "fallback");
 }
 
@@ -80,7 +82,9 @@ static void test_stats_at_exit(void **state) {
   int status = run_with_env(argv, env, err, sizeof err);
   assert_true(WIFEXITED(status));
   assert_int_equal(WEXITSTATUS(status), 0);
-  assert_non_null(strstr(err, "lofalloc: backend mlock2, policy fallback"));
+  assert_non_null(strstr(err, kernel_has_map_lockonfault()
+                                  ? "lofalloc: backend MAP_LOCKONFAULT, policy fallback"
+                                  : "lofalloc: backend mlock2, policy fallback"));
   assert_non_null(strstr(err, "lofalloc: locked_resident"));
   assert_non_null(strstr(err, "lofalloc: heap_vmas"));
 }
