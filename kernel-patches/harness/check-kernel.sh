@@ -1,0 +1,164 @@
+#!/bin/sh
+# check-kernel.sh -- `make check-kernel`: build the unpatched and the patched
+# 6.12 kernel, boot each under QEMU with the tests in an initramfs, and fail
+# loudly on any failed test, panic or timeout.
+#
+# Environment (set by kernel-patches/local.am; defaults for a run by hand
+# from the source tree):
+#   LOF_SRCDIR     the lofalloc source tree   (abs_top_srcdir)
+#   LOF_BUILDDIR   the lofalloc build tree    (abs_top_builddir)
+#   CC             C compiler for the guest programs
+#   LOFALLOC_KCACHE       kernel cache   (default /var/cache/lofalloc-kernel)
+#   LOFALLOC_KACCEL       kvm, tcg or auto (default: auto = probe KVM briefly)
+#   LOFALLOC_KTIMEOUT     seconds per boot (default 900)
+#   LOFALLOC_KBENCH_ITERS lof-bench iterations in the guest (default 10000)
+#   LOFALLOC_KCHECK_ALLOCATOR=no   run without the allocator's programs
+#                                  (only while liblofalloc does not exist)
+# Results: $LOF_BUILDDIR/kernel-check/ (serial logs, results.txt, bench.txt).
+# Last line on stdout: "kernel: N passed, N failed".
+set -eu
+. "$(dirname "$0")/lib.sh"
+
+SRCDIR=${LOF_SRCDIR:-$(cd "$LOF_KPATCHES/.." && pwd)}
+BUILDDIR=${LOF_BUILDDIR:-$SRCDIR}
+CC=${CC:-cc}
+ACCEL=${LOFALLOC_KACCEL:-auto}
+TMO=${LOFALLOC_KTIMEOUT:-900}
+ITERS=${LOFALLOC_KBENCH_ITERS:-10000}
+WITH_ALLOC=${LOFALLOC_KCHECK_ALLOCATOR:-yes}
+OUT=$BUILDDIR/kernel-check
+start=$(date +%s)
+
+rm -rf "$OUT"
+mkdir -p "$OUT"
+echo '*' >"$OUT/.gitignore"	# keep the results out of git status
+
+# ---- 1. the flag's value: the series and the allocator's header agree ----
+hdr=$SRCDIR/allocator/include/lofalloc-mman.h
+want=$(sed -n 's/^#define LOF_MAP_LOCKONFAULT[[:space:]]\{1,\}\(0x[0-9a-fA-F]*\).*/\1/p' "$hdr")
+[ -n "$want" ] || die "no LOF_MAP_LOCKONFAULT in $hdr"
+vals=$(cat $(lof_series) | sed -n 's/^+#define MAP_LOCKONFAULT[[:space:]]\{1,\}\(0x[0-9a-fA-F]*\).*/\1/p' | sort -u)
+[ -n "$vals" ] || die "the series defines no MAP_LOCKONFAULT"
+[ "$vals" = "$want" ] ||
+	die "MAP_LOCKONFAULT differs: series has '$(echo $vals)', $hdr has $want"
+log "MAP_LOCKONFAULT is $want in the series and in lofalloc-mman.h"
+
+# ---- 2. the kernels (cached) -------------------------------------------
+unpatched=$("$LOF_HARNESS/build-kernel.sh" unpatched) || die "unpatched kernel build failed"
+patched=$("$LOF_HARNESS/build-kernel.sh" patched) || die "patched kernel build failed"
+
+# ---- 3. the guest programs ---------------------------------------------
+g=$OUT/guest
+mkdir -p "$g"
+$CC -static -O2 -std=gnu11 -Wall -I"$SRCDIR/allocator/include" \
+	-o "$g/lof-bench" "$LOF_KPATCHES/guest/lof-bench.c" || die "cannot build lof-bench"
+files="bin/lof-bench=$g/lof-bench"
+ldpath=""
+ntests=0
+if [ "$WITH_ALLOC" != no ]; then
+	libdir=$BUILDDIR/allocator/.libs
+	[ -f "$libdir/liblofalloc.so" ] ||
+		die "no $libdir/liblofalloc.so: run make first (or LOFALLOC_KCHECK_ALLOCATOR=no)"
+	$CC -O2 -std=gnu11 -Wall -I"$SRCDIR/allocator/include" \
+		-o "$g/lof-backend" "$LOF_KPATCHES/guest/lof-backend.c" \
+		-L"$libdir" -llofalloc -pthread || die "cannot build lof-backend"
+	files="$files bin/lof-backend=$g/lof-backend"
+	# the build tree's shared libraries, and its test programs: the real
+	# binaries libtool keeps in .libs/ when a test links a libtool library
+	for d in "$BUILDDIR"/allocator/.libs "$BUILDDIR"/tests/.libs; do
+		[ -d "$d" ] || continue
+		ldpath=$ldpath${ldpath:+:}$d
+		for so in "$d"/*.so*; do
+			[ -f "$so" ] && files="$files lib/$(basename "$so")=$so"
+		done
+	done
+	for t in "$BUILDDIR"/tests/test_*; do
+		[ -f "$t" ] && [ -x "$t" ] || continue
+		name=$(basename "$t")
+		real=$t
+		[ -f "$BUILDDIR/tests/.libs/lt-$name" ] && real=$BUILDDIR/tests/.libs/lt-$name
+		[ -f "$BUILDDIR/tests/.libs/$name" ] && real=$BUILDDIR/tests/.libs/$name
+		file -L "$real" | grep -q ELF || continue
+		files="$files tests/$name=$real"
+		ntests=$((ntests + 1))
+	done
+	[ "$ntests" -gt 0 ] ||
+		die "no allocator test programs in $BUILDDIR/tests: run make check first"
+	log "allocator: $ntests test programs from $BUILDDIR/tests"
+else
+	log "LOFALLOC_KCHECK_ALLOCATOR=no: allocator tests and backend check left out"
+fi
+
+# ---- 4. initramfs, one per kernel (each its own mlock2-tests) -----------
+for kind in unpatched patched; do
+	eval "entry=\$$kind"
+	# shellcheck disable=SC2086
+	LOF_LDPATH=$ldpath "$LOF_HARNESS/build-initramfs.sh" "$OUT/initramfs-$kind.cpio.gz" \
+		"$OUT/stage-$kind" "$patched/selftests" "$entry/selftests" $files ||
+		die "initramfs for the $kind kernel"
+done
+
+# ---- 5. accelerator: KVM only if a short probe boot succeeds ------------
+if [ "$ACCEL" = auto ]; then
+	ACCEL=tcg
+	if [ -w /dev/kvm ]; then
+		if LOF_QUIET=1 "$LOF_HARNESS/boot.sh" "$patched/bzImage" \
+			"$OUT/initramfs-patched.cpio.gz" "$OUT/kvm-probe.log" 30 kvm lof.probe=1 &&
+			grep -q 'LOFPROBE ok' "$OUT/kvm-probe.log"; then
+			ACCEL=kvm
+		fi
+	fi
+	log "accelerator: $ACCEL"
+fi
+
+# ---- 6. boot both and read the results ---------------------------------
+pass=0
+fail=0
+: >"$OUT/results.txt"
+for kind in unpatched patched; do
+	eval "entry=\$$kind"
+	serial=$OUT/serial-$kind.log
+	log "booting the $kind kernel ($ACCEL, timeout ${TMO}s)"
+	t0=$(date +%s)
+	set +e
+	"$LOF_HARNESS/boot.sh" "$entry/bzImage" "$OUT/initramfs-$kind.cpio.gz" "$serial" \
+		"$TMO" "$ACCEL" "lof.kernel=$kind" "lof.iters=$ITERS"
+	rc=$?
+	set -e
+	log "$kind kernel: QEMU exited $rc after $(($(date +%s) - t0)) s"
+	tr -d '\r' <"$serial" >"$serial.txt"
+	grep '^LOFTEST \(PASS\|FAIL\|SKIP\)' "$serial.txt" | sed "s/^LOFTEST /$kind: /" >>"$OUT/results.txt" || true
+	grep '^LOFBENCH' "$serial.txt" | sed "s/^/$kind: /" >>"$OUT/bench.txt" || true
+	grep '^LOFBACKEND' "$serial.txt" | sed "s/^/$kind: /" >>"$OUT/results.txt" || true
+	p=$(grep -c '^LOFTEST PASS' "$serial.txt" || true)
+	f=$(grep -c '^LOFTEST FAIL' "$serial.txt" || true)
+	if grep -q 'Kernel panic' "$serial.txt"; then
+		echo "$kind: FAIL kernel panic" >>"$OUT/results.txt"
+		f=$((f + 1))
+	fi
+	if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+		echo "$kind: FAIL timeout after ${TMO}s" >>"$OUT/results.txt"
+		f=$((f + 1))
+	elif ! grep -q '^LOFTEST DONE' "$serial.txt"; then
+		echo "$kind: FAIL the guest did not finish (QEMU exit $rc)" >>"$OUT/results.txt"
+		f=$((f + 1))
+	fi
+	# map_lockonfault, mlock2-tests, lof-bench; lof-backend and the tests
+	want_n=3
+	[ "$WITH_ALLOC" = no ] || want_n=$((4 + ntests))
+	got_n=$(grep -c '^LOFTEST \(PASS\|FAIL\|SKIP\)' "$serial.txt" || true)
+	if [ "$got_n" -lt "$want_n" ]; then
+		echo "$kind: FAIL only $got_n of $want_n test results" >>"$OUT/results.txt"
+		f=$((f + 1))
+	fi
+	pass=$((pass + p))
+	fail=$((fail + f))
+done
+
+echo "---- kernel check results ($OUT) ----"
+cat "$OUT/results.txt"
+echo "---- guest benchmark ($ACCEL) ----"
+cat "$OUT/bench.txt" 2>/dev/null || true
+echo "---- $(($(date +%s) - start)) s ----"
+echo "kernel: $pass passed, $fail failed"
+[ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]
