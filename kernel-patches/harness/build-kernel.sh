@@ -56,6 +56,12 @@ if [ "$kind" = patched ]; then
 		n=$((n + 1))
 	done
 	[ "$n" -gt 0 ] || fail "no patches in $LOF_KPATCHES"
+	# checkpatch --strict, in the tree the series applies to (no .git, so
+	# without the SPDX check; python3 from /usr/bin for the rest)
+	for p in $(lof_series); do
+		(cd "$src" && PATH=/usr/bin:$PATH perl scripts/checkpatch.pl --strict "$p") \
+			>>"$entry/checkpatch.txt" 2>&1 || true
+	done
 fi
 
 jobs=$(nproc)

@@ -47,6 +47,22 @@ log "MAP_LOCKONFAULT is $want in the series and in lofalloc-mman.h"
 unpatched=$("$LOF_HARNESS/build-kernel.sh" unpatched) || die "unpatched kernel build failed"
 patched=$("$LOF_HARNESS/build-kernel.sh" patched) || die "patched kernel build failed"
 
+# ---- 2b. checkpatch --strict, run by build-kernel.sh in the patched tree --
+pass=0
+fail=0
+: >"$OUT/results.txt"
+cp "$patched/checkpatch.txt" "$OUT/checkpatch.txt" 2>/dev/null || : >"$OUT/checkpatch.txt"
+np=$(lof_series | wc -l)
+nclean=$(grep -c '^total: 0 errors, 0 warnings' "$OUT/checkpatch.txt" || true)
+if [ "$nclean" -eq "$np" ]; then
+	echo "host: PASS checkpatch --strict: $np patches, 0 errors, 0 warnings" >>"$OUT/results.txt"
+	pass=$((pass + 1))
+else
+	echo "host: FAIL checkpatch --strict: $nclean of $np patches clean" >>"$OUT/results.txt"
+	cat "$OUT/checkpatch.txt" >&2
+	fail=$((fail + 1))
+fi
+
 # ---- 3. the guest programs ---------------------------------------------
 g=$OUT/guest
 mkdir -p "$g"
@@ -112,9 +128,6 @@ if [ "$ACCEL" = auto ]; then
 fi
 
 # ---- 6. boot both and read the results ---------------------------------
-pass=0
-fail=0
-: >"$OUT/results.txt"
 for kind in unpatched patched; do
 	eval "entry=\$$kind"
 	serial=$OUT/serial-$kind.log
@@ -122,7 +135,8 @@ for kind in unpatched patched; do
 	t0=$(date +%s)
 	set +e
 	"$LOF_HARNESS/boot.sh" "$entry/bzImage" "$OUT/initramfs-$kind.cpio.gz" "$serial" \
-		"$TMO" "$ACCEL" "lof.kernel=$kind" "lof.iters=$ITERS"
+		"$TMO" "$ACCEL" "lof.kernel=$kind" "lof.iters=$ITERS" \
+		"lof.alloc=$([ "$WITH_ALLOC" = no ] && echo 0 || echo 1)"
 	rc=$?
 	set -e
 	log "$kind kernel: QEMU exited $rc after $(($(date +%s) - t0)) s"

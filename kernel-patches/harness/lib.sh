@@ -4,14 +4,18 @@
 # how a cache key is computed.  A cache entry is a directory
 #   ${LOFALLOC_KCACHE:-/var/cache/lofalloc-kernel}/<key>/
 # holding bzImage, the statically linked selftests built against that tree,
-# the final .config and the build log; it is complete only when the file
-# "ok" exists in it.  <key> is the sha256 of the base tarball's identity, the
-# Kconfig fragment, the build recipe and (patched kernel only) the series.
+# the final .config, the build log and (patched) checkpatch's report; it is
+# complete only when the file "ok" exists in it.  <key> is the sha256 of the
+# base tarball's identity, the Kconfig fragment, LOF_KRECIPE and (patched
+# kernel only) the series.
 
 LOF_PKG=linux-source-6.12
 LOF_TARBALL=${LOFALLOC_KTARBALL:-/usr/src/linux-source-6.12.tar.xz}
 LOF_KCACHE=${LOFALLOC_KCACHE:-/var/cache/lofalloc-kernel}
 LOF_HARNESS=$(cd "$(dirname "$0")" && pwd)
+# The build recipe's version: bump it whenever build-kernel.sh changes what
+# it puts in a cache entry, so that old entries are not used.
+LOF_KRECIPE=2
 LOF_KPATCHES=$(cd "$LOF_HARNESS/.." && pwd)
 
 die() {
@@ -47,7 +51,8 @@ lof_key() {
 	{
 		echo "kind $1"
 		lof_base_id
-		cat "$LOF_HARNESS/kernel.config" "$LOF_HARNESS/build-kernel.sh"
+		echo "recipe $LOF_KRECIPE"
+		cat "$LOF_HARNESS/kernel.config"
 		if [ "$1" = patched ]; then
 			for p in $(lof_series); do
 				cat "$p"
