@@ -80,4 +80,16 @@ typedef bool (*lof_os_range_pred)(uintptr_t start, uintptr_t end, void *arg);
 LOF_HIDDEN int lof__os_smaps_sum(lof_os_range_pred in_heap, void *arg,
                                  lof_os_smaps_sum_t *sum);
 
+
+
+/* Grow or shrink a mapping (mremap MAYMOVE); *out is the new address.  A
+ * locked range stays lock-on-fault; growth is charged (EAGAIN at the limit). */
+LOF_HIDDEN int lof__os_remap(void *addr, size_t old_len, size_t new_len, void **out);
+
+/* Plain read-write anonymous memory for metadata (zeroed). NULL on failure. */
+LOF_HIDDEN void *lof__os_map_meta(size_t len);
+
+/* A whole new readable, writable, lock-on-fault mapping in one mmap call
+ * with MAP_LOCKONFAULT (only for the MAP_LOCKONFAULT backend). */
+LOF_HIDDEN void *lof__os_map_whole_locked(size_t len);
 #endif /* LOF_OS_H */

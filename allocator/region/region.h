@@ -98,6 +98,9 @@ LOF_HIDDEN lof_backend_t lof__region_backend(void);
 /* Fill the region-layer fields of *st (everything but the frontend's). */
 LOF_HIDDEN void lof__region_stats(lof_stats_t *st);
 
+/* The counters only, without reading /proc (cheap). */
+LOF_HIDDEN void lof__region_stats_basic(lof_stats_t *st);
+
 /* Print *st to fd, one field a line. */
 LOF_HIDDEN void lof__stats_print(int fd, const lof_stats_t *st);
 

@@ -1,0 +1,649 @@
+/*
+ * region.c -- the region layer (contract and invariants in region.h):
+ * backend choice at first use, reservations and their per-page state
+ * bitmaps, commit/purge/decommit/release with the locking budget and policy,
+ * the global region list, and fork re-locking.
+ *
+ * Counters are atomics updated after the system call succeeded; the budget
+ * (LOFALLOC_MAX_LOCKED) is charged before the call with a compare-and-swap
+ * and refunded on failure, so concurrent commits never overshoot it.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "lofalloc-mman.h"
+#include "options.h"
+#include "os.h"
+#include "region.h"
+
+enum { LOF_REGION_RESERVED = 1, LOF_REGION_WHOLE = 2 };
+
+/* Counters behind lof_stats_t (bytes unless named *_calls/_failures). */
+typedef struct region_counters {
+  _Atomic uint64_t reserved;
+  _Atomic uint64_t committed;
+  _Atomic uint64_t locked_range;
+  _Atomic uint64_t fallback;
+  _Atomic uint64_t purged;
+  _Atomic uint64_t purge_calls;
+  _Atomic uint64_t commit_calls;
+  _Atomic uint64_t lock_failures;
+  _Atomic uint64_t regions;
+} region_counters_t;
+
+static region_counters_t region_count;
+static lof_os_caps_t region_caps;       /* what the kernel offers */
+static lof_backend_t region_backend;    /* chosen at init */
+static lof_policy_t region_policy;      /* LOFALLOC_POLICY */
+static uint64_t region_max_locked;      /* LOFALLOC_MAX_LOCKED, 0 = none */
+static bool region_nohugepage;          /* MADV_NOHUGEPAGE on the heap */
+static _Atomic int region_state;        /* 0 new, 1 initialising, 2 ready */
+static atomic_flag region_fallback_warned = ATOMIC_FLAG_INIT;
+
+static pthread_mutex_t region_lock = PTHREAD_MUTEX_INITIALIZER;
+static lof_region_t *region_list;       /* live regions, under region_lock */
+static lof_region_t *region_free_descs; /* recycled descriptors, under region_lock */
+
+#define PAGES(bytes) ((bytes) / LOF_PAGE_SIZE)
+
+/* ---- initialisation --------------------------------------------------------- */
+
+static bool region_have_ipc_lock(void) {
+  struct { uint32_t version; int pid; } hdr = {0x20080522, 0};
+  struct { uint32_t effective, permitted, inheritable; } data[2];
+  if (syscall(SYS_capget, &hdr, data) != 0) return false;
+  return (data[0].effective >> 14) & 1; /* CAP_IPC_LOCK = 14 */
+}
+
+static void region_do_init(void) {
+  lof__os_probe(&region_caps);
+  region_policy = (lof_policy_t)lof__option(LOF_OPT_POLICY);
+  region_max_locked = (uint64_t)lof__option(LOF_OPT_MAX_LOCKED);
+  switch ((lof_backend_choice_t)lof__option(LOF_OPT_BACKEND)) {
+    case LOF_BACKEND_CHOICE_MAP_LOCKONFAULT:
+      if (region_caps.map_lockonfault) {
+        region_backend = LOF_BACKEND_MAP_LOCKONFAULT;
+      } else {
+        lof__message("warning: LOFALLOC_BACKEND=map_lockonfault but this kernel "
+                     "does not honour MAP_LOCKONFAULT; using mlock2");
+        region_backend = LOF_BACKEND_MLOCK2;
+      }
+      break;
+    case LOF_BACKEND_CHOICE_MLOCK2: region_backend = LOF_BACKEND_MLOCK2; break;
+    case LOF_BACKEND_CHOICE_UNLOCKED: region_backend = LOF_BACKEND_UNLOCKED; break;
+    default:
+      region_backend = region_caps.map_lockonfault ? LOF_BACKEND_MAP_LOCKONFAULT
+                                                   : LOF_BACKEND_MLOCK2;
+  }
+  switch ((lof_thp_choice_t)lof__option(LOF_OPT_THP)) {
+    case LOF_THP_NEVER: region_nohugepage = true; break;
+    case LOF_THP_DEFAULT: region_nohugepage = false; break;
+    default: region_nohugepage = region_caps.thp_always;
+  }
+  if (lof__option(LOF_OPT_VERBOSE)) {
+    lof_stats_t st;
+    lof__region_stats_basic(&st);
+    lof__message("backend %s, policy %s, max locked %llu, MADV_DONTNEED_LOCKED %s, "
+                 "mlockall %s%s, THP %s",
+                 st.backend_name, st.policy_name, (unsigned long long)region_max_locked,
+                 region_caps.dontneed_locked ? "yes" : "no (munlock fallback)",
+                 (region_caps.mlockall_flags & MCL_FUTURE) ? "MCL_FUTURE" : "none",
+                 (region_caps.mlockall_flags & MCL_ONFAULT) ? "|MCL_ONFAULT" : "",
+                 region_nohugepage ? "off on the heap" : "as the system says");
+  }
+}
+
+void lof__region_init(void) {
+  if (LOF_LIKELY(atomic_load_explicit(&region_state, memory_order_acquire) == 2)) return;
+  int expected = 0;
+  if (atomic_compare_exchange_strong(&region_state, &expected, 1)) {
+    int saved = errno;
+    region_do_init();
+    errno = saved;
+    atomic_store_explicit(&region_state, 2, memory_order_release);
+    return;
+  }
+  while (atomic_load_explicit(&region_state, memory_order_acquire) != 2) {
+  }
+}
+
+void lof__region_reset_for_test(void) {
+  atomic_store(&region_state, 0);
+}
+
+lof_backend_t lof__region_backend(void) {
+  lof__region_init();
+  return region_backend;
+}
+
+/* ---- page-state bitmaps ------------------------------------------------------- */
+
+static uint64_t bits_mask(size_t lo, size_t hi) { /* bits [lo, hi) of a word, hi <= 64 */
+  uint64_t upper = hi == 64 ? ~(uint64_t)0 : (((uint64_t)1 << hi) - 1);
+  return upper & ~(((uint64_t)1 << lo) - 1);
+}
+
+/* Apply fn to each word of bits [first, first+n) with the mask of that word. */
+#define BITS_FOR_RANGE(first, n, word_var, mask_var, body)                 \
+  do {                                                                     \
+    size_t bit_ = (first), end_ = (first) + (n);                           \
+    while (bit_ < end_) {                                                  \
+      size_t word_var = bit_ / 64, lo_ = bit_ % 64;                        \
+      size_t hi_ = (end_ - word_var * 64) < 64 ? (end_ - word_var * 64) : 64; \
+      uint64_t mask_var = bits_mask(lo_, hi_);                             \
+      body;                                                                \
+      bit_ = word_var * 64 + hi_;                                          \
+    }                                                                      \
+  } while (0)
+
+static void bits_set(_Atomic(uint64_t) *map, size_t first, size_t n) {
+  BITS_FOR_RANGE(first, n, w, m, atomic_fetch_or_explicit(&map[w], m, memory_order_relaxed));
+}
+
+static void bits_clear(_Atomic(uint64_t) *map, size_t first, size_t n) {
+  BITS_FOR_RANGE(first, n, w, m, atomic_fetch_and_explicit(&map[w], ~m, memory_order_relaxed));
+}
+
+static size_t bits_count(_Atomic(uint64_t) *map, size_t first, size_t n) {
+  size_t c = 0;
+  BITS_FOR_RANGE(first, n, w, m,
+                 c += (size_t)__builtin_popcountll(atomic_load_explicit(&map[w], memory_order_relaxed) & m));
+  return c;
+}
+
+/* Pages of [first, first+n) committed and locked (committed & ~unlocked). */
+static size_t bits_count_locked(lof_region_t *r, size_t first, size_t n) {
+  size_t c = 0;
+  BITS_FOR_RANGE(first, n, w, m, {
+    uint64_t v = atomic_load_explicit(&r->committed_bits[w], memory_order_relaxed) &
+                 ~atomic_load_explicit(&r->unlocked_bits[w], memory_order_relaxed);
+    c += (size_t)__builtin_popcountll(v & m);
+  });
+  return c;
+}
+
+/* ---- descriptors and the region list -------------------------------------- */
+
+/* Metadata (descriptors, bitmaps: 1/16384 of the reservation) is locked on
+ * fault too, but only where locking is not limited: under a RLIMIT_MEMLOCK
+ * it would be charged in full and eat the heap's budget.  Asked each time
+ * (capabilities and limits change; metadata maps are rare). */
+static void *region_meta_map(size_t len) {
+  void *p = lof__os_map_meta(len);
+  struct rlimit rl;
+  if (p && region_backend != LOF_BACKEND_UNLOCKED &&
+      (region_have_ipc_lock() ||
+       (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur == RLIM_INFINITY)))
+    lof__os_lock_onfault(p, len);
+  return p;
+}
+
+/* Under region_lock. */
+static lof_region_t *region_desc_alloc(void) {
+  if (region_free_descs == NULL) {
+    size_t chunk = 16 * LOF_PAGE_SIZE;
+    lof_region_t *block = region_meta_map(chunk);
+    if (block == NULL) return NULL;
+    for (size_t i = 0; i < chunk / sizeof *block; i++) {
+      block[i].next = region_free_descs;
+      region_free_descs = &block[i];
+    }
+  }
+  lof_region_t *r = region_free_descs;
+  region_free_descs = r->next;
+  memset(r, 0, sizeof *r);
+  return r;
+}
+
+static void region_link(lof_region_t *r) {
+  r->prev = NULL;
+  r->next = region_list;
+  if (region_list) region_list->prev = r;
+  region_list = r;
+}
+
+static void region_unlink(lof_region_t *r) {
+  if (r->prev) r->prev->next = r->next;
+  else region_list = r->next;
+  if (r->next) r->next->prev = r->prev;
+}
+
+/* Register a mapping as a region: descriptor (+ bitmaps for RESERVED). */
+static lof_region_t *region_register(uintptr_t base, size_t size, uint32_t kind) {
+  size_t bitmap_bytes = 0;
+  void *bitmaps = NULL;
+  if (kind == LOF_REGION_RESERVED) {
+    size_t words = (PAGES(size) + 63) / 64;
+    bitmap_bytes = LOF_ALIGN_UP(2 * words * sizeof(uint64_t), LOF_PAGE_SIZE);
+    bitmaps = region_meta_map(bitmap_bytes);
+    if (bitmaps == NULL) return NULL;
+  }
+  pthread_mutex_lock(&region_lock);
+  lof_region_t *r = region_desc_alloc();
+  if (r) {
+    r->base = base;
+    r->size = size;
+    r->kind = kind;
+    if (bitmaps) {
+      size_t words = (PAGES(size) + 63) / 64;
+      r->committed_bits = bitmaps;
+      r->unlocked_bits = (_Atomic(uint64_t) *)bitmaps + words;
+      r->bitmap_bytes = bitmap_bytes;
+    }
+    region_link(r);
+  }
+  pthread_mutex_unlock(&region_lock);
+  if (r == NULL) {
+    if (bitmaps) lof__os_release(bitmaps, bitmap_bytes);
+    return NULL;
+  }
+  atomic_fetch_add(&region_count.reserved, size);
+  atomic_fetch_add(&region_count.regions, 1);
+  return r;
+}
+
+lof_region_t *lof__region_find(const void *addr) {
+  uintptr_t a = (uintptr_t)addr;
+  pthread_mutex_lock(&region_lock);
+  lof_region_t *r = region_list;
+  while (r && !(a >= r->base && a - r->base < r->size)) r = r->next;
+  pthread_mutex_unlock(&region_lock);
+  return r;
+}
+
+/* ---- the locking budget and policy -------------------------------------- */
+
+static bool budget_charge(uint64_t bytes) {
+  if (region_max_locked == 0) {
+    atomic_fetch_add(&region_count.locked_range, bytes);
+    return true;
+  }
+  uint64_t cur = atomic_load(&region_count.locked_range);
+  do {
+    if (cur + bytes > region_max_locked) return false;
+  } while (!atomic_compare_exchange_weak(&region_count.locked_range, &cur, cur + bytes));
+  return true;
+}
+
+static void budget_refund(uint64_t bytes) {
+  atomic_fetch_sub(&region_count.locked_range, bytes);
+}
+
+static bool is_lock_errno(int err) {
+  return err == ENOMEM || err == EPERM || err == EAGAIN;
+}
+
+/* A lock failed: apply the policy.  Returns true to go on unlocked
+ * (fallback), false to fail the operation with ENOMEM (strict). */
+static bool policy_on_lock_failure(size_t len, int err) {
+  atomic_fetch_add(&region_count.lock_failures, 1);
+  const char *why = err == 0 ? "LOFALLOC_MAX_LOCKED reached" : strerror(err);
+  struct rlimit rl = {0, 0};
+  getrlimit(RLIMIT_MEMLOCK, &rl);
+  switch (region_policy) {
+    case LOF_POLICY_ABORT:
+      lof__fatal("cannot lock %zu more bytes of heap (%s; locked %llu, RLIMIT_MEMLOCK %lld); "
+                 "LOFALLOC_POLICY=abort",
+                 len, why, (unsigned long long)atomic_load(&region_count.locked_range),
+                 rl.rlim_cur == RLIM_INFINITY ? -1LL : (long long)rl.rlim_cur);
+    case LOF_POLICY_FALLBACK:
+      if (!atomic_flag_test_and_set(&region_fallback_warned))
+        lof__message("warning: cannot lock heap memory (%s; RLIMIT_MEMLOCK %lld): serving "
+                     "unlocked memory (LOFALLOC_POLICY=fallback; stats count it)",
+                     why, rl.rlim_cur == RLIM_INFINITY ? -1LL : (long long)rl.rlim_cur);
+      return true;
+    default:
+      return false;
+  }
+}
+
+/* ---- reserve, map, remap --------------------------------------------------- */
+
+static bool region_args_ok(size_t size, size_t align) {
+  return size > 0 && size <= ((size_t)1 << 47) && LOF_IS_POW2(align);
+}
+
+lof_region_t *lof__region_reserve(size_t size, size_t align) {
+  lof__region_init();
+  if (align < LOF_PAGE_SIZE) align = LOF_PAGE_SIZE;
+  if (!region_args_ok(size, align)) { errno = ENOMEM; return NULL; }
+  size = LOF_ALIGN_UP(size, LOF_PAGE_SIZE);
+  void *p = lof__os_reserve(size, align, region_nohugepage);
+  if (p == NULL) return NULL;
+  lof_region_t *r = region_register((uintptr_t)p, size, LOF_REGION_RESERVED);
+  if (r == NULL) {
+    lof__os_release(p, size);
+    errno = ENOMEM;
+  }
+  return r;
+}
+
+lof_region_t *lof__region_map(size_t size, size_t align) {
+  lof__region_init();
+  if (align < LOF_PAGE_SIZE) align = LOF_PAGE_SIZE;
+  if (!region_args_ok(size, align)) { errno = ENOMEM; return NULL; }
+  size = LOF_ALIGN_UP(size, LOF_PAGE_SIZE);
+  bool locked = region_backend != LOF_BACKEND_UNLOCKED;
+  int err = 0;
+  void *p = NULL;
+  if (locked && !budget_charge(size)) {
+    locked = false;
+  } else if (locked) {
+    if (region_backend == LOF_BACKEND_MAP_LOCKONFAULT && align == LOF_PAGE_SIZE) {
+      p = lof__os_map_whole_locked(size);
+      if (p && region_nohugepage) madvise(p, size, MADV_NOHUGEPAGE);
+      if (p == NULL) err = errno;
+    } else {
+      p = lof__os_reserve(size, align, region_nohugepage);
+      if (p == NULL) { budget_refund(size); errno = ENOMEM; return NULL; }
+      if (lof__os_commit_locked(p, size, region_backend == LOF_BACKEND_MAP_LOCKONFAULT,
+                                region_nohugepage) != 0) {
+        err = errno;
+        lof__os_release(p, size);
+        p = NULL;
+      }
+    }
+    if (p == NULL) {
+      budget_refund(size);
+      if (!is_lock_errno(err)) { errno = ENOMEM; return NULL; }
+      locked = false;
+    }
+  }
+  if (!locked && region_backend != LOF_BACKEND_UNLOCKED) {
+    if (!policy_on_lock_failure(size, err)) { errno = ENOMEM; return NULL; }
+  }
+  if (p == NULL) {
+    p = lof__os_reserve(size, align, region_nohugepage);
+    if (p == NULL) return NULL;
+    if (lof__os_commit_unlocked(p, size) != 0) {
+      lof__os_release(p, size);
+      errno = ENOMEM;
+      return NULL;
+    }
+  }
+  lof_region_t *r = region_register((uintptr_t)p, size, LOF_REGION_WHOLE);
+  if (r == NULL) {
+    lof__os_release(p, size);
+    if (locked) budget_refund(size);
+    errno = ENOMEM;
+    return NULL;
+  }
+  r->whole_locked = locked;
+  atomic_fetch_add(&region_count.committed, size);
+  atomic_fetch_add(&region_count.commit_calls, 1);
+  if (!locked && region_backend != LOF_BACKEND_UNLOCKED)
+    atomic_fetch_add(&region_count.fallback, size);
+  return r;
+}
+
+int lof__region_remap(lof_region_t *r, size_t new_size) {
+  if (r == NULL || r->kind != LOF_REGION_WHOLE || new_size == 0) { errno = EINVAL; return -1; }
+  new_size = LOF_ALIGN_UP(new_size, LOF_PAGE_SIZE);
+  size_t old = r->size;
+  if (new_size == old) return 0;
+  uint64_t grow = new_size > old ? new_size - old : 0;
+  if (grow && r->whole_locked && !budget_charge(grow)) {
+    atomic_fetch_add(&region_count.lock_failures, 1);
+    errno = ENOMEM;
+    return -1;
+  }
+  void *np;
+  if (lof__os_remap((void *)r->base, old, new_size, &np) != 0) {
+    if (grow && r->whole_locked) {
+      budget_refund(grow);
+      atomic_fetch_add(&region_count.lock_failures, 1);
+    }
+    errno = ENOMEM;
+    return -1;
+  }
+  if (grow) {
+    atomic_fetch_add(&region_count.committed, grow);
+    atomic_fetch_add(&region_count.reserved, grow);
+    if (!r->whole_locked && region_backend != LOF_BACKEND_UNLOCKED)
+      atomic_fetch_add(&region_count.fallback, grow);
+  } else {
+    uint64_t shrink = old - new_size;
+    atomic_fetch_sub(&region_count.committed, shrink);
+    atomic_fetch_sub(&region_count.reserved, shrink);
+    if (r->whole_locked) budget_refund(shrink);
+    else if (region_backend != LOF_BACKEND_UNLOCKED)
+      atomic_fetch_sub(&region_count.fallback, shrink);
+  }
+  pthread_mutex_lock(&region_lock);
+  r->base = (uintptr_t)np;
+  r->size = new_size;
+  pthread_mutex_unlock(&region_lock);
+  return 0;
+}
+
+/* ---- commit, purge, decommit, release ----------------------------------- */
+
+static bool region_range_ok(const lof_region_t *r, const void *addr, size_t len) {
+  uintptr_t a = (uintptr_t)addr;
+  return r != NULL && len > 0 && (a % LOF_PAGE_SIZE) == 0 && (len % LOF_PAGE_SIZE) == 0 &&
+         a >= r->base && a - r->base <= r->size && len <= r->size - (a - r->base);
+}
+
+bool lof__region_is_committed(const lof_region_t *r, const void *addr, size_t len) {
+  if (!region_range_ok(r, addr, len)) return false;
+  if (r->kind == LOF_REGION_WHOLE) return true;
+  size_t first = PAGES((uintptr_t)addr - r->base), n = PAGES(len);
+  return bits_count(r->committed_bits, first, n) == n;
+}
+
+int lof__region_commit(lof_region_t *r, void *addr, size_t len) {
+  if (!region_range_ok(r, addr, len) || r->kind != LOF_REGION_RESERVED) {
+    errno = EINVAL;
+    return -1;
+  }
+  size_t first = PAGES((uintptr_t)addr - r->base), n = PAGES(len);
+  size_t already = bits_count(r->committed_bits, first, n);
+  size_t already_locked = bits_count_locked(r, first, n);
+  size_t newly = n - already;
+  atomic_fetch_add(&region_count.commit_calls, 1);
+  if (already_locked == n) return 0;
+
+  int err = 0;
+  if (region_backend != LOF_BACKEND_UNLOCKED) {
+    uint64_t to_lock = (uint64_t)(n - already_locked) * LOF_PAGE_SIZE;
+    if (budget_charge(to_lock)) {
+      /* MAP_FIXED would discard committed pages: only on a fresh range. */
+      bool map_flag = region_backend == LOF_BACKEND_MAP_LOCKONFAULT && already == 0;
+      if (lof__os_commit_locked(addr, len, map_flag, region_nohugepage) == 0) {
+        size_t was_unlocked = already - already_locked;
+        if (was_unlocked) atomic_fetch_sub(&region_count.fallback, was_unlocked * LOF_PAGE_SIZE);
+        bits_set(r->committed_bits, first, n);
+        bits_clear(r->unlocked_bits, first, n);
+        atomic_fetch_add(&region_count.committed, newly * LOF_PAGE_SIZE);
+        return 0;
+      }
+      err = errno;
+      budget_refund(to_lock);
+      if (!is_lock_errno(err)) return -1;
+    }
+    if (!policy_on_lock_failure(len, err)) { errno = ENOMEM; return -1; }
+    if (newly == 0) return 0; /* committed already, just not locked */
+  }
+  if (lof__os_commit_unlocked(addr, len) != 0) return -1;
+  /* Mark only the pages that were not committed as unlocked. */
+  for (size_t i = 0; i < n; i++) {
+    size_t page = first + i;
+    if (bits_count(r->committed_bits, page, 1)) continue;
+    if (region_backend != LOF_BACKEND_UNLOCKED) bits_set(r->unlocked_bits, page, 1);
+    bits_set(r->committed_bits, page, 1);
+  }
+  atomic_fetch_add(&region_count.committed, newly * LOF_PAGE_SIZE);
+  if (region_backend != LOF_BACKEND_UNLOCKED)
+    atomic_fetch_add(&region_count.fallback, newly * LOF_PAGE_SIZE);
+  return 0;
+}
+
+int lof__region_purge(lof_region_t *r, void *addr, size_t len) {
+  if (!region_range_ok(r, addr, len)) { errno = EINVAL; return -1; }
+  bool relock;
+  if (r->kind == LOF_REGION_WHOLE) {
+    relock = r->whole_locked;
+  } else {
+    size_t first = PAGES((uintptr_t)addr - r->base), n = PAGES(len);
+    lof_assert_expensive(bits_count(r->committed_bits, first, n) == n);
+    relock = bits_count_locked(r, first, n) > 0;
+  }
+  if (lof__os_purge(addr, len, relock) != 0) return -1;
+  atomic_fetch_add(&region_count.purged, len);
+  atomic_fetch_add(&region_count.purge_calls, 1);
+  return 0;
+}
+
+int lof__region_decommit(lof_region_t *r, void *addr, size_t len) {
+  if (!region_range_ok(r, addr, len) || r->kind != LOF_REGION_RESERVED) {
+    errno = EINVAL;
+    return -1;
+  }
+  size_t first = PAGES((uintptr_t)addr - r->base), n = PAGES(len);
+  size_t committed = bits_count(r->committed_bits, first, n);
+  size_t locked = bits_count_locked(r, first, n);
+  if (lof__os_decommit(addr, len) != 0) return -1;
+  bits_clear(r->committed_bits, first, n);
+  bits_clear(r->unlocked_bits, first, n);
+  atomic_fetch_sub(&region_count.committed, committed * LOF_PAGE_SIZE);
+  if (locked) budget_refund(locked * LOF_PAGE_SIZE);
+  if (committed > locked) atomic_fetch_sub(&region_count.fallback, (committed - locked) * LOF_PAGE_SIZE);
+  return 0;
+}
+
+void lof__region_release(lof_region_t *r) {
+  if (r == NULL) return;
+  size_t committed, locked;
+  if (r->kind == LOF_REGION_WHOLE) {
+    committed = PAGES(r->size);
+    locked = r->whole_locked ? committed : 0;
+  } else {
+    committed = bits_count(r->committed_bits, 0, PAGES(r->size));
+    locked = bits_count_locked(r, 0, PAGES(r->size));
+  }
+  pthread_mutex_lock(&region_lock);
+  region_unlink(r);
+  pthread_mutex_unlock(&region_lock);
+  lof__os_release((void *)r->base, r->size);
+  if (r->committed_bits) lof__os_release((void *)r->committed_bits, r->bitmap_bytes);
+  atomic_fetch_sub(&region_count.reserved, r->size);
+  atomic_fetch_sub(&region_count.regions, 1);
+  atomic_fetch_sub(&region_count.committed, committed * LOF_PAGE_SIZE);
+  if (locked) budget_refund(locked * LOF_PAGE_SIZE);
+  if (committed > locked && region_backend != LOF_BACKEND_UNLOCKED)
+    atomic_fetch_sub(&region_count.fallback, (committed - locked) * LOF_PAGE_SIZE);
+  pthread_mutex_lock(&region_lock);
+  r->next = region_free_descs;
+  region_free_descs = r;
+  pthread_mutex_unlock(&region_lock);
+}
+
+/* ---- stats ------------------------------------------------------------------- */
+
+static const char *region_backend_name(lof_backend_t b) {
+  switch (b) {
+    case LOF_BACKEND_MAP_LOCKONFAULT: return "MAP_LOCKONFAULT";
+    case LOF_BACKEND_MLOCK2: return "mlock2";
+    case LOF_BACKEND_UNLOCKED: return "unlocked";
+    default: return "none";
+  }
+}
+
+/* The counters only (no /proc reads). */
+void lof__region_stats_basic(lof_stats_t *st) {
+  memset(st, 0, sizeof *st);
+  st->version = LOF_STATS_VERSION;
+  st->size = sizeof *st;
+  st->backend = region_backend;
+  st->mlockall_flags = (uint32_t)region_caps.mlockall_flags;
+  strncpy(st->backend_name, region_backend_name(region_backend), sizeof st->backend_name - 1);
+  strncpy(st->policy_name, lof__option_enum_name(LOF_OPT_POLICY), sizeof st->policy_name - 1);
+  st->reserved = atomic_load(&region_count.reserved);
+  st->committed = atomic_load(&region_count.committed);
+  st->locked_range = region_backend == LOF_BACKEND_UNLOCKED ? 0 : atomic_load(&region_count.locked_range);
+  st->fallback = atomic_load(&region_count.fallback);
+  st->purged = atomic_load(&region_count.purged);
+  st->purge_calls = atomic_load(&region_count.purge_calls);
+  st->commit_calls = atomic_load(&region_count.commit_calls);
+  st->lock_failures = atomic_load(&region_count.lock_failures);
+  st->regions = atomic_load(&region_count.regions);
+  st->max_locked = region_max_locked;
+}
+
+typedef struct region_span { uintptr_t start, end; } region_span_t;
+typedef struct region_snapshot { region_span_t *spans; size_t n; } region_snapshot_t;
+
+static bool region_snapshot_contains(uintptr_t start, uintptr_t end, void *arg) {
+  region_snapshot_t *s = arg;
+  size_t lo = 0, hi = s->n;
+  while (lo < hi) { /* first span whose end > start */
+    size_t mid = (lo + hi) / 2;
+    if (s->spans[mid].end <= start) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < s->n && s->spans[lo].start < end;
+}
+
+void lof__region_stats(lof_stats_t *st) {
+  lof__region_init();
+  lof__region_stats_basic(st);
+  /* Snapshot the regions' spans (sorted) so /proc is read without the lock. */
+  size_t cap = (size_t)atomic_load(&region_count.regions) + 16;
+  size_t bytes = LOF_ALIGN_UP(cap * sizeof(region_span_t), LOF_PAGE_SIZE);
+  region_snapshot_t snap = {lof__os_map_meta(bytes), 0};
+  if (snap.spans == NULL) return;
+  pthread_mutex_lock(&region_lock);
+  for (lof_region_t *r = region_list; r && snap.n < cap; r = r->next) {
+    region_span_t sp = {r->base, r->base + r->size};
+    size_t i = snap.n++;
+    while (i > 0 && snap.spans[i - 1].start > sp.start) { snap.spans[i] = snap.spans[i - 1]; i--; }
+    snap.spans[i] = sp;
+  }
+  pthread_mutex_unlock(&region_lock);
+  lof_os_smaps_sum_t sum;
+  if (lof__os_smaps_sum(region_snapshot_contains, &snap, &sum) == 0) {
+    st->locked_resident = sum.locked;
+    st->resident = sum.rss;
+    st->heap_vmas = sum.vmas;
+  }
+  lof__os_release(snap.spans, bytes);
+}
+
+/* ---- fork -------------------------------------------------------------------- */
+
+void lof__region_prefork(void) { pthread_mutex_lock(&region_lock); }
+
+void lof__region_postfork_parent(void) { pthread_mutex_unlock(&region_lock); }
+
+/* Memory locks are not inherited across fork: lock the child's committed,
+ * locked ranges again (on fault; resident pages are locked at once). */
+void lof__region_postfork_child(void) {
+  pthread_mutex_init(&region_lock, NULL);
+  if (region_backend == LOF_BACKEND_UNLOCKED || !lof__option(LOF_OPT_FORK_RELOCK)) return;
+  for (lof_region_t *r = region_list; r; r = r->next) {
+    if (r->kind == LOF_REGION_WHOLE) {
+      if (r->whole_locked) lof__os_lock_onfault((void *)r->base, r->size);
+      continue;
+    }
+    size_t pages = PAGES(r->size), run = 0;
+    for (size_t i = 0; i <= pages; i++) {
+      bool locked = false;
+      if (i < pages) {
+        size_t w = i / 64;
+        uint64_t c = atomic_load_explicit(&r->committed_bits[w], memory_order_relaxed);
+        if (c == 0 && run == 0 && i % 64 == 0) { i += 63; continue; } /* skip empty words */
+        uint64_t u = atomic_load_explicit(&r->unlocked_bits[w], memory_order_relaxed);
+        locked = ((c & ~u) >> (i % 64)) & 1;
+      }
+      if (locked) { run++; continue; }
+      if (run) lof__os_lock_onfault((void *)(r->base + (i - run) * LOF_PAGE_SIZE), run * LOF_PAGE_SIZE);
+      run = 0;
+    }
+  }
+}

@@ -1,0 +1,50 @@
+/*
+ * stats.c -- printing lof_stats_t: one aligned "name value" line per field,
+ * formatted on the stack and written to a file descriptor (no stdio, no
+ * malloc), so it can run in an exit handler of a program whose heap we are.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "region.h"
+
+static void stats_line(int fd, const char *name, const char *fmt, unsigned long long v,
+                       const char *text) {
+  char buf[160];
+  int n;
+  if (text)
+    n = snprintf(buf, sizeof buf, "lofalloc: %-16s %s\n", name, text);
+  else
+    n = snprintf(buf, sizeof buf, fmt, name, v, (double)v / (1024.0 * 1024.0));
+  if (n > 0) {
+    ssize_t w = write(fd, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+    (void)w;
+  }
+}
+
+#define STATS_BYTES "lofalloc: %-16s %llu bytes (%.1f MiB)\n"
+#define STATS_COUNT "lofalloc: %-16s %llu\n"
+
+void lof__stats_print(int fd, const lof_stats_t *st) {
+  stats_line(fd, "backend", NULL, 0, st->backend_name);
+  stats_line(fd, "policy", NULL, 0, st->policy_name);
+  stats_line(fd, "mlockall", NULL, 0,
+             st->mlockall_flags == 0 ? "none"
+             : (st->mlockall_flags & 4) ? "MCL_FUTURE|MCL_ONFAULT" : "MCL_FUTURE");
+  stats_line(fd, "reserved", STATS_BYTES, st->reserved, NULL);
+  stats_line(fd, "committed", STATS_BYTES, st->committed, NULL);
+  stats_line(fd, "locked_range", STATS_BYTES, st->locked_range, NULL);
+  stats_line(fd, "locked_resident", STATS_BYTES, st->locked_resident, NULL);
+  stats_line(fd, "resident", STATS_BYTES, st->resident, NULL);
+  stats_line(fd, "fallback", STATS_BYTES, st->fallback, NULL);
+  stats_line(fd, "purged", STATS_BYTES, st->purged, NULL);
+  stats_line(fd, "allocated", STATS_BYTES, st->allocated, NULL);
+  stats_line(fd, "allocations", STATS_COUNT, st->allocations, NULL);
+  stats_line(fd, "purge_calls", STATS_COUNT, st->purge_calls, NULL);
+  stats_line(fd, "commit_calls", STATS_COUNT, st->commit_calls, NULL);
+  stats_line(fd, "lock_failures", STATS_COUNT, st->lock_failures, NULL);
+  stats_line(fd, "regions", STATS_COUNT, st->regions, NULL);
+  stats_line(fd, "heap_vmas", STATS_COUNT, st->heap_vmas, NULL);
+  if (st->max_locked) stats_line(fd, "max_locked", STATS_BYTES, st->max_locked, NULL);
+}

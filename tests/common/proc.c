@@ -1,0 +1,83 @@
+/*
+ * proc.c -- running part of a test in a child process (see proc.h): capture
+ * its stderr and wait status; drop CAP_IPC_LOCK so RLIMIT_MEMLOCK applies.
+ */
+#include "proc.h"
+
+#include <errno.h>
+#include <linux/capability.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static int capture_child(pid_t pid, int fd, char *buf, size_t len) {
+  size_t have = 0;
+  char sink[256];
+  for (;;) {
+    char *dst = buf && have + 1 < len ? buf + have : sink;
+    size_t room = buf && have + 1 < len ? len - 1 - have : sizeof sink;
+    ssize_t n = read(fd, dst, room);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    if (dst != sink) have += (size_t)n;
+  }
+  if (buf && len) buf[have] = '\0';
+  close(fd);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return status;
+}
+
+int run_in_child(int (*fn)(void *), void *arg, char *stderr_buf, size_t len) {
+  int p[2];
+  if (pipe(p) != 0) return -1;
+  pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    close(p[0]);
+    dup2(p[1], STDERR_FILENO);
+    close(p[1]);
+    _exit(fn(arg));
+  }
+  close(p[1]);
+  return capture_child(pid, p[0], stderr_buf, len);
+}
+
+int drop_ipc_lock(size_t limit) {
+  struct rlimit rl = {limit, limit};
+  if (setrlimit(RLIMIT_MEMLOCK, &rl) != 0) return -1;
+  struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[2];
+  if (syscall(SYS_capget, &hdr, data) != 0) return -1;
+  unsigned bit = CAP_IPC_LOCK;
+  data[bit / 32].effective &= ~(1u << (bit % 32));
+  data[bit / 32].permitted &= ~(1u << (bit % 32));
+  data[bit / 32].inheritable &= ~(1u << (bit % 32));
+  if (syscall(SYS_capset, &hdr, data) != 0) return -1;
+  prctl(PR_CAPBSET_DROP, CAP_IPC_LOCK, 0, 0, 0);
+  return 0;
+}
+
+int run_with_env(char *const argv[], char *const extra_env[], char *stderr_buf, size_t len) {
+  int p[2];
+  if (pipe(p) != 0) return -1;
+  pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    close(p[0]);
+    dup2(p[1], STDERR_FILENO);
+    close(p[1]);
+    for (size_t i = 0; extra_env && extra_env[i]; i++) putenv(extra_env[i]);
+    execv(argv[0], argv);
+    _exit(127);
+  }
+  close(p[1]);
+  return capture_child(pid, p[0], stderr_buf, len);
+}

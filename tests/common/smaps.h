@@ -1,0 +1,42 @@
+/*
+ * smaps.h -- test helpers that read the kernel's view of this process's
+ * memory from /proc/self/smaps: a VMA's flags and its Rss/Locked bytes.
+ * These are the numbers tests assert on (never VmLck: it counts whole locked
+ * ranges, touched or not).
+ */
+#ifndef LOF_TEST_SMAPS_H
+#define LOF_TEST_SMAPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct smaps_vma {
+  uintptr_t start, end;      /* the VMA's range */
+  uint64_t rss;              /* Rss: in bytes */
+  uint64_t locked;           /* Locked: in bytes */
+  char vmflags[160];         /* the text after "VmFlags:" */
+} smaps_vma_t;
+
+/* The VMA containing addr: 0, or -1 if none. */
+int smaps_vma_at(const void *addr, smaps_vma_t *out);
+
+/* True when the VMA containing addr has every flag in flags ("lo lf"). */
+bool smaps_has_flags(const void *addr, const char *flags);
+
+/* Sums over every VMA intersecting [addr, addr+len): Rss and Locked bytes
+ * (whole VMAs, not clipped) and the number of VMAs.  0, or -1 on error. */
+int smaps_range(const void *addr, size_t len, uint64_t *rss, uint64_t *locked,
+                int *vmas);
+
+/* smaps_rollup Locked: and Rss: of the whole process, in bytes. */
+uint64_t smaps_total_locked(void);
+uint64_t smaps_total_rss(void);
+
+/* /proc/self/status VmLck: in bytes. */
+uint64_t proc_vmlck(void);
+
+/* Every VMA intersecting [addr, addr+len) has every flag in flags. */
+bool smaps_range_all_have_flags(const void *addr, size_t len, const char *flags);
+
+#endif

@@ -1,0 +1,39 @@
+#!/bin/sh
+# tests/soak/stress-ng-soak.sh BUILD_DIR [SECONDS] -- a short soak: stress-ng's
+# malloc, vm-addr-free... stressors preloaded with liblofalloc, several
+# workers, checking (1) stress-ng's own verification passes, (2) while it
+# runs, the workers' heap VMAs are locked on fault ("lo lf" in smaps) and
+# (3) no worker died.  Prints PASS/FAIL lines; exits non-zero on failure.
+set -u
+build=${1:?usage: stress-ng-soak.sh BUILD_DIR [SECONDS]}
+secs=${2:-45}
+lib="$build/allocator/.libs/liblofalloc.so"
+command -v stress-ng >/dev/null || { echo "FAIL: stress-ng not installed"; exit 1; }
+[ -f "$lib" ] || { echo "FAIL: $lib not built"; exit 1; }
+if ! nm -D --defined-only "$lib" | grep -qw malloc; then
+  echo "FAIL: $lib does not export malloc (built with --disable-override?)"; exit 1
+fi
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+fail=0
+LD_PRELOAD="$lib" LOFALLOC_STATS=1 stress-ng --malloc 2 --malloc-bytes 64M --malloc-ops 0 \
+  --vm 1 --vm-bytes 128M --vm-method all --verify --timeout "${secs}s" --metrics-brief \
+  > "$tmp/out" 2>&1 &
+pid=$!
+sleep $((secs / 2))
+lf=0 workers=0
+for c in $(pgrep -P "$pid" 2>/dev/null) $(pgrep -f 'stress-ng-malloc' 2>/dev/null); do
+  workers=$((workers + 1))
+  grep -q 'lo lf' "/proc/$c/smaps" 2>/dev/null && lf=$((lf + 1))
+done
+wait "$pid"; rc=$?
+tail -5 "$tmp/out"
+if [ "$rc" -ne 0 ]; then echo "FAIL: stress-ng exited $rc"; fail=1; fi
+if grep -q 'passed:' "$tmp/out" && grep -qE 'failed: [1-9]' "$tmp/out"; then echo "FAIL: stress-ng reports failures"; fail=1; fi
+if [ "$workers" -eq 0 ] || [ "$lf" -eq 0 ]; then
+  echo "FAIL: no stress-ng worker had a lock-on-fault heap ($lf of $workers)"; fail=1
+else
+  echo "PASS: $lf of $workers stress-ng processes had lock-on-fault heap VMAs"
+fi
+grep -q 'lofalloc: backend' "$tmp/out" && grep 'lofalloc: \(backend\|locked_resident\|lock_failures\)' "$tmp/out" | head -3
+[ "$fail" -eq 0 ] && echo "PASS: stress-ng soak (${secs}s)"
+exit "$fail"

@@ -1,0 +1,62 @@
+#!/bin/sh
+# tools/quickstart.sh -- the README's two commands.
+#
+#   tools/quickstart.sh demo   install what is needed, build, run the demonstration
+#   tools/quickstart.sh test   install what is needed, build, run the whole test suite
+#
+# Runs as root on Debian 12 (installs packages with apt-get).  Builds in
+# _build/ inside the checkout.  The test mode runs, in order: the gcc build
+# with make check (CMocka unit and integration tests, LD_PRELOAD tests of real
+# programs), a warning-clean clang build with its unit tests, ASan and TSan
+# builds with their tests, the kernel harness (make check-kernel, when the
+# tree has it), a short stress-ng soak on liblofalloc, and make distcheck.
+# It ends with every test runner's summary and one line "N passed, N failed".
+set -eu
+mode=${1:-}
+case "$mode" in demo|test) ;; *) echo "usage: $0 demo|test" >&2; exit 2 ;; esac
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+jobs=$(nproc 2>/dev/null || echo 2)
+
+"$top/tools/deps.sh"
+
+[ -x configure ] || autoreconf -fi >/dev/null
+
+configure_in() { # dir, configure args...
+  dir=$1; shift
+  mkdir -p "$dir"
+  (cd "$dir" && [ -f Makefile ] || (cd "$dir" && "$top/configure" -q "$@" >/dev/null))
+}
+
+configure_in _build/gcc --enable-werror
+make -C _build/gcc -j"$jobs" >/dev/null
+
+if [ "$mode" = demo ]; then
+  exec "$top/tools/demo.sh" "$top/_build/gcc"
+fi
+
+results=_build/results.txt
+: > "$results"
+failed_steps=""
+step() { # name, command...
+  name=$1; shift
+  echo "==> $name"
+  if "$@"; then echo "$name: ok" >> "$results"; else
+    echo "$name: FAILED" >> "$results"; failed_steps="$failed_steps $name"; fi
+}
+
+step "gcc make check" make -C _build/gcc -j"$jobs" check
+configure_in _build/clang CC=clang --enable-werror
+step "clang build + make check" make -C _build/clang -j"$jobs" check
+configure_in _build/asan --enable-asan --enable-werror
+step "asan make check" make -C _build/asan -j"$jobs" check
+configure_in _build/tsan --enable-tsan --enable-werror CC=clang
+step "tsan make check" make -C _build/tsan -j"$jobs" check
+if grep -q '^check-kernel:' _build/gcc/Makefile 2>/dev/null; then
+  step "kernel harness" make -C _build/gcc check-kernel
+fi
+step "stress-ng soak" "$top/tests/soak/stress-ng-soak.sh" "$top/_build/gcc"
+step "make distcheck" make -C _build/gcc -j"$jobs" distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-werror
+
+"$top/tools/test-summary.sh" "$top/_build" "$results"
