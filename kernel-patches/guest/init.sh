@@ -6,6 +6,7 @@
 #   lof.probe=1                    only say "LOFPROBE ok" and reboot (KVM probe)
 #   lof.iters=N                    lof-bench iterations (default 10000)
 #   lof.alloc=0                    no allocator programs in this initramfs
+#   lof.tsc_khz=K                  the host's TSC rate, for lof-bench's clock
 # Runs the MAP_LOCKONFAULT selftest, the kernel's mlock2-tests, the
 # allocator's test programs, the backend check and the benchmark, and prints
 # for each one line on the console the host parses:
@@ -81,7 +82,8 @@ for t in /lof/tests/*; do
 done
 unset LD_LIBRARY_PATH
 
-run lof-bench 0 900 /lof/bin/lof-bench "$iters"
+tsc=$(arg lof.tsc_khz)
+run lof-bench 0 900 /lof/bin/lof-bench ${tsc:+--tsc-khz "$tsc"} "$iters"
 
 echo "LOFTEST DONE"
 sync

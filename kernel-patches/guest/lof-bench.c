@@ -24,7 +24,12 @@
  * Output, one line per (kind, size, method):
  *   LOFBENCH kind=commit size=65536 method=flag syscalls=1 iters=N
  *            median_ns=.. p10_ns=.. p90_ns=..
- * Usage: lof-bench [iterations]   (default 10000)
+ * Usage: lof-bench [--tsc-khz KHZ] [iterations]   (default 10000)
+ *        lof-bench --calibrate      print the TSC rate in kHz and exit
+ * Under QEMU (TCG and KVM alike) the guest's TSC runs at the host's rate,
+ * but a tiny guest's own clock can be far off (jiffies that lose ticks when
+ * the host is busy); the harness therefore measures the rate on the host
+ * with --calibrate and passes it in with --tsc-khz.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -136,10 +141,8 @@ static long long mono_ns(void) {
   return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-/* Timestamps: the TSC where there is one, converted with a rate calibrated
- * against CLOCK_MONOTONIC over half a second.  A tiny guest kernel may keep
- * time in jiffies (no usable clocksource), but QEMU's TCG and KVM both give
- * the guest a fine-grained TSC. */
+/* Timestamps: the TSC where there is one, converted with the rate given by
+ * --tsc-khz or else calibrated against CLOCK_MONOTONIC over half a second. */
 #if defined(__x86_64__) || defined(__i386__)
 static double ns_per_tick;
 
@@ -149,20 +152,28 @@ static long long ticks(void) {
   return (long long)(((unsigned long long)hi << 32) | lo);
 }
 
-static void calibrate(void) {
-  long long t0 = mono_ns(), c0 = ticks(), t1, c1;
-  do {
-    t1 = mono_ns();
-  } while (t1 - t0 < 500000000LL);
-  c1 = ticks();
-  ns_per_tick = (double)(t1 - t0) / (double)(c1 - c0);
-  printf("LOFBENCH clock=tsc ghz=%.3f\n", 1.0 / ns_per_tick);
+static void calibrate(long khz) {
+  const char *how = "given";
+  if (khz <= 0) {
+    long long t0 = mono_ns(), c0 = ticks(), t1, c1;
+    do {
+      t1 = mono_ns();
+    } while (t1 - t0 < 500000000LL);
+    c1 = ticks();
+    khz = (long)((double)(c1 - c0) * 1e6 / (double)(t1 - t0) + 0.5);
+    how = "calibrated";
+  }
+  ns_per_tick = 1e6 / (double)khz;
+  printf("LOFBENCH clock=tsc tsc_khz=%ld (%s)\n", khz, how);
 }
 
 static long long to_ns(long long t) { return (long long)((double)t * ns_per_tick + 0.5); }
 #else
 static long long ticks(void) { return mono_ns(); }
-static void calibrate(void) { printf("LOFBENCH clock=monotonic\n"); }
+static void calibrate(long khz) {
+  (void)khz;
+  printf("LOFBENCH clock=monotonic\n");
+}
 static long long to_ns(long long t) { return t; }
 #endif
 
@@ -224,8 +235,24 @@ static void run_size(size_t len, int iters) {
 }
 
 int main(int argc, char **argv) {
-  int iters = argc > 1 ? atoi(argv[1]) : 10000;
+  long khz = 0;
+  int iters = 10000;
   size_t m;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--calibrate")) {
+      long long t0 = mono_ns(), c0 = ticks(), t1, c1;
+      do {
+        t1 = mono_ns();
+      } while (t1 - t0 < 300000000LL);
+      c1 = ticks();
+      printf("%ld\n", (long)((double)(c1 - c0) * 1e6 / (double)(t1 - t0) + 0.5));
+      return 0;
+    } else if (!strcmp(argv[i], "--tsc-khz") && i + 1 < argc) {
+      khz = atol(argv[++i]);
+    } else {
+      iters = atoi(argv[i]);
+    }
+  }
   if (iters < 10)
     iters = 10;
   for (m = 0; m < NMETHODS; m++) {
@@ -234,7 +261,7 @@ int main(int argc, char **argv) {
       return 1;
   }
   setvbuf(stdout, NULL, _IOLBF, 0);
-  calibrate();
+  calibrate(khz);
   run_size(64 * 1024, iters);
   run_size(2 * 1024 * 1024, iters);
   return 0;

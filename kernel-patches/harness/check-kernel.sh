@@ -69,6 +69,13 @@ mkdir -p "$g"
 $CC -static -O2 -std=gnu11 -Wall -I"$SRCDIR/allocator/include" \
 	-o "$g/lof-bench" "$LOF_KPATCHES/guest/lof-bench.c" || die "cannot build lof-bench"
 files="bin/lof-bench=$g/lof-bench"
+# QEMU gives the guest the host's TSC; tell the guest kernel (a stable
+# clocksource) and lof-bench (its ns) the rate measured here.
+tsc_khz=$("$g/lof-bench" --calibrate 2>/dev/null || true)
+tscargs=""
+case "$tsc_khz" in
+[1-9][0-9][0-9][0-9][0-9]*) tscargs="tsc_early_khz=$tsc_khz tsc=reliable lof.tsc_khz=$tsc_khz" ;;
+esac
 ldpath=""
 ntests=0
 if [ "$WITH_ALLOC" != no ]; then
@@ -79,27 +86,29 @@ if [ "$WITH_ALLOC" != no ]; then
 		-o "$g/lof-backend" "$LOF_KPATCHES/guest/lof-backend.c" \
 		-L"$libdir" -llofalloc -pthread || die "cannot build lof-backend"
 	files="$files bin/lof-backend=$g/lof-backend"
-	# the build tree's shared libraries, and its test programs: the real
-	# binaries libtool keeps in .libs/ when a test links a libtool library
-	for d in "$BUILDDIR"/allocator/.libs "$BUILDDIR"/tests/.libs; do
-		[ -d "$d" ] || continue
+	# the build tree's shared libraries, and its test programs (every
+	# executable tests/**/test_*; the real binary from .libs/ when libtool
+	# made a wrapper script)
+	for d in $(find "$BUILDDIR/allocator" "$BUILDDIR/tests" -type d -name .libs | LC_ALL=C sort); do
 		ldpath=$ldpath${ldpath:+:}$d
 		for so in "$d"/*.so*; do
 			[ -f "$so" ] && files="$files lib/$(basename "$so")=$so"
 		done
 	done
-	for t in "$BUILDDIR"/tests/test_*; do
-		[ -f "$t" ] && [ -x "$t" ] || continue
-		name=$(basename "$t")
+	for t in $(find "$BUILDDIR/tests" -name 'test_*' -type f -perm -u+x \
+		! -path '*/.libs/*' | LC_ALL=C sort); do
+		d=$(dirname "$t")
+		n=$(basename "$t")
 		real=$t
-		[ -f "$BUILDDIR/tests/.libs/lt-$name" ] && real=$BUILDDIR/tests/.libs/lt-$name
-		[ -f "$BUILDDIR/tests/.libs/$name" ] && real=$BUILDDIR/tests/.libs/$name
+		[ -f "$d/.libs/lt-$n" ] && real=$d/.libs/lt-$n
+		[ -f "$d/.libs/$n" ] && real=$d/.libs/$n
 		file -L "$real" | grep -q ELF || continue
+		name=$(echo "${t#"$BUILDDIR"/tests/}" | tr / -)
 		files="$files tests/$name=$real"
 		ntests=$((ntests + 1))
 	done
 	[ "$ntests" -gt 0 ] ||
-		die "no allocator test programs in $BUILDDIR/tests: run make check first"
+		die "no allocator test programs (tests/**/test_*) in $BUILDDIR/tests: run make check first"
 	log "allocator: $ntests test programs from $BUILDDIR/tests"
 else
 	log "LOFALLOC_KCHECK_ALLOCATOR=no: allocator tests and backend check left out"
@@ -136,7 +145,7 @@ for kind in unpatched patched; do
 	set +e
 	"$LOF_HARNESS/boot.sh" "$entry/bzImage" "$OUT/initramfs-$kind.cpio.gz" "$serial" \
 		"$TMO" "$ACCEL" "lof.kernel=$kind" "lof.iters=$ITERS" \
-		"lof.alloc=$([ "$WITH_ALLOC" = no ] && echo 0 || echo 1)"
+		"lof.alloc=$([ "$WITH_ALLOC" = no ] && echo 0 || echo 1)" $tscargs
 	rc=$?
 	set -e
 	log "$kind kernel: QEMU exited $rc after $(($(date +%s) - t0)) s"
