@@ -3,10 +3,13 @@
 # (and the selftests built against the same tree) for the Debian 6.12 source,
 # with or without the MAP_LOCKONFAULT series; print the cache entry's path.
 #
-# Works from an empty cache: unpack the tarball, apply the series (patched),
-# tinyconfig + kernel.config, build bzImage and headers, build the selftests
-# statically, then delete the source tree.  Concurrent runs for one key
-# serialise on a lock file; an entry without "ok" is rebuilt from scratch.
+# Works from an empty cache: unpack the tarball, tinyconfig + kernel.config,
+# build bzImage and headers, build the selftests statically.  The unpatched
+# entry keeps its built tree (tree/); the patched kernel is built from a copy
+# of that tree with the series applied, so only what the series touches is
+# recompiled (a full build from the tarball when there is no such tree).
+# Concurrent runs for one key serialise on a lock file; an entry without
+# "ok" is rebuilt from scratch.
 set -eu
 . "$(dirname "$0")/lib.sh"
 
@@ -43,9 +46,20 @@ fail() {
 	exit 1
 }
 
-log "unpacking $LOF_TARBALL"
-tar -xJf "$LOF_TARBALL" -C "$src" --strip-components=1 ||
-	fail "cannot unpack $LOF_TARBALL"
+base=""
+if [ "$kind" = patched ]; then
+	base="$LOF_KCACHE/unpatched-$(lof_key unpatched)"
+	[ -f "$base/ok" ] && [ -d "$base/tree" ] || base=""
+fi
+if [ -n "$base" ]; then
+	log "copying the built unpatched tree $base/tree"
+	rmdir "$src"
+	cp -a "$base/tree" "$src" || fail "cannot copy $base/tree"
+else
+	log "unpacking $LOF_TARBALL"
+	tar -xJf "$LOF_TARBALL" -C "$src" --strip-components=1 ||
+		fail "cannot unpack $LOF_TARBALL"
+fi
 
 if [ "$kind" = patched ]; then
 	n=0
@@ -69,10 +83,12 @@ mk() {
 	make -C "$src" ARCH=x86_64 "$@" >>"$blog" 2>&1
 }
 
-mk tinyconfig || fail "make tinyconfig"
-(cd "$src" && ARCH=x86_64 ./scripts/kconfig/merge_config.sh -m .config \
-	"$LOF_HARNESS/kernel.config") >>"$blog" 2>&1 || fail "merge_config"
-mk olddefconfig || fail "make olddefconfig"
+if [ -z "$base" ]; then
+	mk tinyconfig || fail "make tinyconfig"
+	(cd "$src" && ARCH=x86_64 ./scripts/kconfig/merge_config.sh -m .config \
+		"$LOF_HARNESS/kernel.config") >>"$blog" 2>&1 || fail "merge_config"
+	mk olddefconfig || fail "make olddefconfig"
+fi
 grep '^CONFIG_' "$LOF_HARNESS/kernel.config" | while read -r opt; do
 	grep -qx "$opt" "$src/.config" || {
 		echo "kernel-harness: FATAL: $kind kernel: $opt not in final .config" >&2
@@ -96,7 +112,11 @@ cc_st mlock2-tests
 [ "$kind" = patched ] && cc_st map_lockonfault
 
 cp "$src/arch/x86/boot/bzImage" "$src/.config" "$entry/"
-rm -rf "$src"
+if [ "$kind" = unpatched ]; then
+	mv "$src" "$entry/tree"
+else
+	rm -rf "$src"
+fi
 touch "$entry/ok"
 log "$kind kernel: built in $(($(date +%s) - start)) s"
 echo "$entry"
