@@ -182,6 +182,26 @@ echo "---- kernel check results ($OUT) ----"
 cat "$OUT/results.txt"
 echo "---- guest benchmark ($ACCEL) ----"
 cat "$OUT/bench.txt" 2>/dev/null || true
+# per committed chunk on the patched kernel: the flag against each 2-call way
+awk '$1 == "patched:" && $2 == "LOFBENCH" && / median_ns=/ {
+	for (i = 3; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+	k = f["kind"] " " f["size"]
+	med[k, f["method"]] = f["median_ns"]; sc[k, f["method"]] = f["syscalls"]
+	if (!(k in seen)) { seen[k] = 1; order[++n] = k }
+}
+END {
+	for (j = 1; j <= n; j++) {
+		k = order[j]
+		for (m in names) delete names[m]
+		for (km in med) { split(km, parts, SUBSEP); if (parts[1] == k && parts[2] != "flag") names[parts[2]] = 1 }
+		for (m in names)
+			if ((k, "flag") in med)
+				printf "per chunk (%s B, %s): MAP_LOCKONFAULT %d syscall %d ns vs %s %d syscalls %d ns (%.0f%%)\n",
+					substr(k, index(k, " ") + 1), substr(k, 1, index(k, " ") - 1),
+					sc[k, "flag"], med[k, "flag"], m, sc[k, m], med[k, m],
+					100 * med[k, "flag"] / med[k, m]
+	}
+}' "$OUT/bench.txt" 2>/dev/null | tee "$OUT/bench-summary.txt" || true
 echo "---- $(($(date +%s) - start)) s ----"
 echo "kernel: $pass passed, $fail failed"
 [ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]
