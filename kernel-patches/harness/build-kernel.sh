@@ -8,6 +8,9 @@
 # entry keeps its built tree (tree/); the patched kernel is built from a copy
 # of that tree with the series applied, so only what the series touches is
 # recompiled (a full build from the tarball when there is no such tree).
+# The copy sits where the unpatched tree was built (<unpatched entry>/src,
+# under that entry's lock): objtool records absolute paths, and a rebuilt
+# objtool would make every object stale.
 # Concurrent runs for one key serialise on a lock file; an entry without
 # "ok" is rebuilt from scratch.
 set -eu
@@ -52,8 +55,12 @@ if [ "$kind" = patched ]; then
 	[ -f "$base/ok" ] && [ -d "$base/tree" ] || base=""
 fi
 if [ -n "$base" ]; then
+	exec 8>"$base.lock"
+	flock 8
 	log "copying the built unpatched tree $base/tree"
 	rmdir "$src"
+	src="$base/src"
+	rm -rf "$src"
 	cp -a "$base/tree" "$src" || fail "cannot copy $base/tree"
 else
 	log "unpacking $LOF_TARBALL"
