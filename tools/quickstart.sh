@@ -24,9 +24,9 @@ jobs=$(nproc 2>/dev/null || echo 2)
 [ -x configure ] || autoreconf -fi >/dev/null
 
 configure_in() { # dir, configure args...
-  dir=$1; shift
+  dir="$top/$1"; shift
   mkdir -p "$dir"
-  (cd "$dir" && [ -f Makefile ] || (cd "$dir" && "$top/configure" -q "$@" >/dev/null))
+  [ -f "$dir/Makefile" ] || (cd "$dir" && "$top/configure" -q "$@" >/dev/null)
 }
 
 configure_in _build/gcc --enable-werror

@@ -30,6 +30,7 @@ static const char *const policy_names[] = {"strict", "fallback", "abort", NULL};
 static const char *const backend_names[] = {"auto", "map_lockonfault", "mlock2",
                                             "unlocked", NULL};
 static const char *const thp_names[] = {"auto", "never", "default", NULL};
+static const char *const je_commit_names[] = {"auto", "eager", "lazy", NULL};
 
 /* Default policy is fallback: a program preloaded with lofalloc under the
  * default 8 MiB RLIMIT_MEMLOCK keeps running (unlocked past the limit, with a
@@ -45,6 +46,7 @@ static const option_def_t option_table[LOF_OPT_COUNT] = {
   [LOF_OPT_FORK_RELOCK] = {"LOFALLOC_FORK_RELOCK", OPT_BOOL, 1, NULL},
   [LOF_OPT_DECAY_MS] = {"LOFALLOC_DECAY_MS", OPT_MS, 1000, NULL},
   [LOF_OPT_HUGE_THRESHOLD] = {"LOFALLOC_HUGE_THRESHOLD", OPT_SIZE, 4 << 20, NULL},
+  [LOF_OPT_JE_COMMIT] = {"LOFALLOC_JE_COMMIT", OPT_ENUM, LOF_JE_COMMIT_AUTO, je_commit_names},
 };
 
 static int64_t option_values[LOF_OPT_COUNT];

@@ -22,6 +22,7 @@ typedef enum lof_option {
   LOF_OPT_FORK_RELOCK,    /* LOFALLOC_FORK_RELOCK: bool, child re-locks its heap (true) */
   LOF_OPT_DECAY_MS,       /* LOFALLOC_DECAY_MS: free pages are purged after this long (1000) */
   LOF_OPT_HUGE_THRESHOLD, /* LOFALLOC_HUGE_THRESHOLD: size at which a block gets its own mapping (4M) */
+  LOF_OPT_JE_COMMIT,      /* LOFALLOC_JE_COMMIT: auto|eager|lazy, jemalloc hooks' commit mode (auto) */
   LOF_OPT_COUNT
 } lof_option_t;
 
@@ -37,6 +38,12 @@ typedef enum lof_backend_choice {
   LOF_BACKEND_CHOICE_MLOCK2,
   LOF_BACKEND_CHOICE_UNLOCKED
 } lof_backend_choice_t;
+
+typedef enum lof_je_commit_choice {
+  LOF_JE_COMMIT_AUTO,
+  LOF_JE_COMMIT_EAGER,
+  LOF_JE_COMMIT_LAZY
+} lof_je_commit_choice_t;
 
 typedef enum lof_thp_choice {
   LOF_THP_AUTO,

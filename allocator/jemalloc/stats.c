@@ -1,0 +1,74 @@
+/*
+ * stats.c -- lof_je_stats_get/print: the region layer's counters (what is
+ * reserved, committed, locked, purged) plus what jemalloc's own statistics
+ * say the lock-on-fault arenas hand out.
+ *
+ * Reads jemalloc's stats through mallctl (after an "epoch" refresh), so it
+ * must not be called from inside a hook; it may allocate inside jemalloc.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "je.h"
+#include "region.h"
+
+static uint64_t stats_read(const char *fmt, unsigned ind) {
+  char name[96];
+  snprintf(name, sizeof name, fmt, ind);
+  size_t v = 0, sz = sizeof(v);
+  if (mallctl(name, &v, &sz, NULL, 0) != 0) return 0;
+  return v;
+}
+
+static uint64_t stats_read64(const char *fmt, unsigned ind) {
+  char name[96];
+  snprintf(name, sizeof name, fmt, ind);
+  uint64_t v = 0;
+  size_t sz = sizeof(v);
+  if (mallctl(name, &v, &sz, NULL, 0) != 0) return 0;
+  return v;
+}
+
+int lof_je_stats_get(lof_stats_t *out, size_t out_size) {
+  if (out == NULL || out_size < 2 * sizeof(uint32_t)) {
+    errno = EINVAL;
+    return -1;
+  }
+  lof_stats_t st;
+  memset(&st, 0, sizeof st);
+  lof__region_stats(&st);
+  st.version = LOF_STATS_VERSION;
+  st.size = (uint32_t)(out_size < sizeof st ? out_size : sizeof st);
+
+  uint64_t epoch = 1;
+  size_t esz = sizeof(epoch);
+  mallctl("epoch", &epoch, &esz, &epoch, esz);
+  unsigned narenas = 0;
+  size_t usz = sizeof(narenas);
+  mallctl("arenas.narenas", &narenas, &usz, NULL, 0);
+  for (unsigned i = 0; i < narenas; i++) {
+    if (!lof_je_arena_is_lof(i)) continue;
+    st.allocated += stats_read("stats.arenas.%u.small.allocated", i) +
+                    stats_read("stats.arenas.%u.large.allocated", i);
+    uint64_t nm = stats_read64("stats.arenas.%u.small.nmalloc", i) +
+                  stats_read64("stats.arenas.%u.large.nmalloc", i);
+    uint64_t nd = stats_read64("stats.arenas.%u.small.ndalloc", i) +
+                  stats_read64("stats.arenas.%u.large.ndalloc", i);
+    st.allocations += nm > nd ? nm - nd : 0;
+  }
+  memcpy(out, &st, st.size);
+  return 0;
+}
+
+void lof_je_stats_print(int fd) {
+  lof_stats_t st;
+  if (lof_je_stats_get(&st, sizeof st) != 0) return;
+  lof__stats_print(fd, &st);
+  dprintf(fd, "lofalloc: jemalloc hooks: allocs %llu alloc_fails %llu dallocs %llu destroys %llu "
+              "releases %llu foreign %llu bootstrap %llu bytes\n",
+          (unsigned long long)lof__je_counters.allocs, (unsigned long long)lof__je_counters.alloc_fails,
+          (unsigned long long)lof__je_counters.dallocs, (unsigned long long)lof__je_counters.destroys,
+          (unsigned long long)lof__je_counters.releases, (unsigned long long)lof__je_counters.foreign,
+          (unsigned long long)lof__je_counters.bootstrap);
+}
