@@ -86,29 +86,38 @@ if [ "$WITH_ALLOC" != no ]; then
 		-o "$g/lof-backend" "$LOF_KPATCHES/guest/lof-backend.c" \
 		-L"$libdir" -llofalloc -pthread || die "cannot build lof-backend"
 	files="$files bin/lof-backend=$g/lof-backend"
-	# the build tree's shared libraries, and its test programs (every
-	# executable tests/**/test_*; the real binary from .libs/ when libtool
-	# made a wrapper script)
+	# the build tree's shared libraries, and its test programs (the real
+	# binary from .libs/ when libtool made a wrapper script)
 	for d in $(find "$BUILDDIR/allocator" "$BUILDDIR/tests" -type d -name .libs | LC_ALL=C sort); do
 		ldpath=$ldpath${ldpath:+:}$d
 		for so in "$d"/*.so*; do
 			[ -f "$so" ] && files="$files lib/$(basename "$so")=$so"
 		done
 	done
-	for t in $(find "$BUILDDIR/tests" -name 'test_*' -type f -perm -u+x \
-		! -path '*/.libs/*' | LC_ALL=C sort); do
+	# the programs in tests/'s TESTS (as configured: what make check runs);
+	# scripts among them (they run host tools) are left to make check
+	tests=$(printf 'lof-print-tests:\n\t@echo "LOFTESTS $(TESTS)"\n' |
+		make -s --no-print-directory -C "$BUILDDIR/tests" -f Makefile -f - lof-print-tests |
+		sed -n 's/^LOFTESTS //p')
+	[ -n "$tests" ] || die "cannot read TESTS from $BUILDDIR/tests/Makefile"
+	for rel in $tests; do
+		t=$BUILDDIR/tests/$rel
+		if ! [ -f "$t" ]; then
+			[ -f "$SRCDIR/tests/$rel" ] && continue	# a script in the source tree
+			die "$t missing: run make check first"
+		fi
 		d=$(dirname "$t")
 		n=$(basename "$t")
 		real=$t
 		[ -f "$d/.libs/lt-$n" ] && real=$d/.libs/lt-$n
 		[ -f "$d/.libs/$n" ] && real=$d/.libs/$n
 		file -L "$real" | grep -q ELF || continue
-		name=$(echo "${t#"$BUILDDIR"/tests/}" | tr / -)
+		name=$(echo "$rel" | tr / -)
 		files="$files tests/$name=$real"
 		ntests=$((ntests + 1))
 	done
 	[ "$ntests" -gt 0 ] ||
-		die "no allocator test programs (tests/**/test_*) in $BUILDDIR/tests: run make check first"
+		die "no compiled test programs in TESTS of $BUILDDIR/tests"
 	log "allocator: $ntests test programs from $BUILDDIR/tests"
 else
 	log "LOFALLOC_KCHECK_ALLOCATOR=no: allocator tests and backend check left out"
