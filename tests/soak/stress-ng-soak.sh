@@ -1,9 +1,10 @@
 #!/bin/sh
-# tests/soak/stress-ng-soak.sh BUILD_DIR [SECONDS] -- a short soak: stress-ng's
-# malloc, vm-addr-free... stressors preloaded with liblofalloc, several
-# workers, checking (1) stress-ng's own verification passes, (2) while it
-# runs, the workers' heap VMAs are locked on fault ("lo lf" in smaps) and
-# (3) no worker died.  Prints PASS/FAIL lines; exits non-zero on failure.
+# tests/soak/stress-ng-soak.sh BUILD_DIR [SECONDS] -- a short soak: heap-heavy
+# stress-ng stressors (malloc, tsearch, hsearch, qsort, str) preloaded with
+# liblofalloc, checking (1) stress-ng's own verification passes and every
+# worker exits cleanly, (2) while it runs, every worker's heap is locked on
+# fault ("lo lf" VMAs with Locked: > 0 in smaps).  Prints PASS/FAIL lines;
+# exits non-zero on failure.
 set -u
 build=${1:?usage: stress-ng-soak.sh BUILD_DIR [SECONDS]}
 secs=${2:-45}
@@ -15,22 +16,25 @@ if ! nm -D --defined-only "$lib" | grep -qw malloc; then
 fi
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 fail=0
-LD_PRELOAD="$lib" LOFALLOC_STATS=1 stress-ng --malloc 2 --malloc-bytes 64M --malloc-ops 0 \
-  --vm 1 --vm-bytes 128M --vm-method all --verify --timeout "${secs}s" --metrics-brief \
+LD_PRELOAD="$lib" LOFALLOC_STATS=1 stress-ng --malloc 2 --malloc-bytes 64M --malloc-thresh 65536 \
+  --tsearch 1 --hsearch 1 --qsort 1 --str 1 --verify --timeout "${secs}s" --metrics-brief \
   > "$tmp/out" 2>&1 &
 pid=$!
 sleep $((secs / 2))
+descendants() { for c in $(pgrep -P "$1" 2>/dev/null); do echo "$c"; descendants "$c"; done; }
 lf=0 workers=0
-for c in $(pgrep -P "$pid" 2>/dev/null) $(pgrep -f 'stress-ng-malloc' 2>/dev/null); do
+for c in $(descendants "$pid"); do
   workers=$((workers + 1))
-  grep -q 'lo lf' "/proc/$c/smaps" 2>/dev/null && lf=$((lf + 1))
+  # lock-on-fault VMAs with something locked in them
+  awk '/^[0-9a-f]+-[0-9a-f]+ /{locked=0} /^Locked:/{locked=$2} /^VmFlags:.* lo .*lf/{if (locked>0) found=1} END{exit !found}' \
+    "/proc/$c/smaps" 2>/dev/null && lf=$((lf + 1))
 done
 wait "$pid"; rc=$?
 tail -5 "$tmp/out"
 if [ "$rc" -ne 0 ]; then echo "FAIL: stress-ng exited $rc"; fail=1; fi
 if grep -q 'passed:' "$tmp/out" && grep -qE 'failed: [1-9]' "$tmp/out"; then echo "FAIL: stress-ng reports failures"; fail=1; fi
-if [ "$workers" -eq 0 ] || [ "$lf" -eq 0 ]; then
-  echo "FAIL: no stress-ng worker had a lock-on-fault heap ($lf of $workers)"; fail=1
+if [ "$workers" -eq 0 ] || [ "$lf" -ne "$workers" ]; then
+  echo "FAIL: $lf of $workers stress-ng processes had a locked-on-fault heap"; fail=1
 else
   echo "PASS: $lf of $workers stress-ng processes had lock-on-fault heap VMAs"
 fi

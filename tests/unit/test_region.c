@@ -405,6 +405,7 @@ static void test_backend_probe(void **state) {
 #endif
 #endif
 
+#ifndef UNDER_SANITIZER
 static int child_mlockall(void *arg) {
   int flags = *(int *)arg;
   CHILD_CHECK(mlockall(flags) == 0);
@@ -446,6 +447,7 @@ static void test_mlockall_future_onfault(void **state) {
   int flags = MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT;
   assert_child_ok(run_in_child(child_mlockall, &flags, err, sizeof err), err);
 }
+#endif
 
 /* ---- fork: the child's heap is locked again -------------------------------- */
 
