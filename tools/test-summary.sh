@@ -22,11 +22,12 @@ for log in $(find "$root" -name '*.log' -path '*/tests/*' ! -name test-suite.log
   [ "$p" -gt 0 ] && ! grep -q '^\[  PASSED' "$log" && echo "$rel: $p passed, $f failed"
   passed=$((passed + p)); failed=$((failed + f))
 done
-for k in $(find "$root" -name 'kernel-results.txt' 2>/dev/null); do
+k="$root/kernel-check.log"
+if [ -f "$k" ]; then
   p=$(sed -n 's/^kernel: \([0-9]*\) passed, \([0-9]*\) failed$/\1/p' "$k" | tail -1)
   f=$(sed -n 's/^kernel: \([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$k" | tail -1)
   [ -n "$p" ] && { echo "kernel harness: $p passed, $f failed"; passed=$((passed + p)); failed=$((failed + f)); }
-done
+fi
 echo "--------------------------------------------------------------"
 cat "$results"
 steps_failed=$(grep -c 'FAILED$' "$results" || true)
