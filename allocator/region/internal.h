@@ -9,6 +9,8 @@
 #ifndef LOF_INTERNAL_H
 #define LOF_INTERNAL_H
 
+#include <errno.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -50,5 +52,22 @@ LOF_HIDDEN LOF_PRINTF(1, 2) void lof__message(const char *fmt, ...);
 #else
 #define lof_assert_expensive(cond) ((void)0)
 #endif
+
+/* Run fn once across all threads; a caller that finds it running waits until
+ * it is done.  *state: 0 not run, 1 running, 2 done (reset it to 0 to run fn
+ * again, in tests).  errno is preserved.  Never allocates. */
+static inline void lof__once(_Atomic int *state, void (*fn)(void)) {
+  if (LOF_LIKELY(atomic_load_explicit(state, memory_order_acquire) == 2)) return;
+  int expected = 0;
+  if (atomic_compare_exchange_strong(state, &expected, 1)) {
+    int saved = errno;
+    fn();
+    errno = saved;
+    atomic_store_explicit(state, 2, memory_order_release);
+    return;
+  }
+  while (atomic_load_explicit(state, memory_order_acquire) != 2) {
+  }
+}
 
 #endif /* LOF_INTERNAL_H */

@@ -162,19 +162,7 @@ static void options_load(void) {
   }
 }
 
-static void options_ensure(void) {
-  if (LOF_LIKELY(atomic_load_explicit(&options_state, memory_order_acquire) == 2)) return;
-  int expected = 0;
-  if (atomic_compare_exchange_strong(&options_state, &expected, 1)) {
-    int saved = errno;
-    options_load();
-    errno = saved;
-    atomic_store_explicit(&options_state, 2, memory_order_release);
-    return;
-  }
-  while (atomic_load_explicit(&options_state, memory_order_acquire) != 2) {
-  }
-}
+static void options_ensure(void) { lof__once(&options_state, options_load); }
 
 int64_t lof__option(lof_option_t opt) {
   options_ensure();

@@ -99,19 +99,7 @@ static void region_do_init(void) {
   }
 }
 
-void lof__region_init(void) {
-  if (LOF_LIKELY(atomic_load_explicit(&region_state, memory_order_acquire) == 2)) return;
-  int expected = 0;
-  if (atomic_compare_exchange_strong(&region_state, &expected, 1)) {
-    int saved = errno;
-    region_do_init();
-    errno = saved;
-    atomic_store_explicit(&region_state, 2, memory_order_release);
-    return;
-  }
-  while (atomic_load_explicit(&region_state, memory_order_acquire) != 2) {
-  }
-}
+void lof__region_init(void) { lof__once(&region_state, region_do_init); }
 
 void lof__region_reset_for_test(void) {
   atomic_store(&region_state, 0);

@@ -35,7 +35,9 @@ static int capture_child(pid_t pid, int fd, char *buf, size_t len) {
   return status;
 }
 
-int run_in_child(int (*fn)(void *), void *arg, char *stderr_buf, size_t len) {
+/* Fork; in the child send stderr into a pipe and run in_child (which exits);
+ * in the parent collect the child's stderr and its wait status. */
+static int spawn_capturing(void (*in_child)(void *), void *arg, char *buf, size_t len) {
   int p[2];
   if (pipe(p) != 0) return -1;
   pid_t pid = fork();
@@ -44,10 +46,23 @@ int run_in_child(int (*fn)(void *), void *arg, char *stderr_buf, size_t len) {
     close(p[0]);
     dup2(p[1], STDERR_FILENO);
     close(p[1]);
-    _exit(fn(arg));
+    in_child(arg);
+    _exit(127);
   }
   close(p[1]);
-  return capture_child(pid, p[0], stderr_buf, len);
+  return capture_child(pid, p[0], buf, len);
+}
+
+struct call { int (*fn)(void *); void *arg; };
+
+static void child_call(void *arg) {
+  struct call *c = arg;
+  _exit(c->fn(c->arg));
+}
+
+int run_in_child(int (*fn)(void *), void *arg, char *stderr_buf, size_t len) {
+  struct call c = {fn, arg};
+  return spawn_capturing(child_call, &c, stderr_buf, len);
 }
 
 int drop_ipc_lock(size_t limit) {
@@ -65,19 +80,15 @@ int drop_ipc_lock(size_t limit) {
   return 0;
 }
 
+struct exec { char *const *argv; char *const *env; };
+
+static void child_exec(void *arg) {
+  struct exec *e = arg;
+  for (size_t i = 0; e->env && e->env[i]; i++) putenv(e->env[i]);
+  execv(e->argv[0], e->argv);
+}
+
 int run_with_env(char *const argv[], char *const extra_env[], char *stderr_buf, size_t len) {
-  int p[2];
-  if (pipe(p) != 0) return -1;
-  pid_t pid = fork();
-  if (pid < 0) return -1;
-  if (pid == 0) {
-    close(p[0]);
-    dup2(p[1], STDERR_FILENO);
-    close(p[1]);
-    for (size_t i = 0; extra_env && extra_env[i]; i++) putenv(extra_env[i]);
-    execv(argv[0], argv);
-    _exit(127);
-  }
-  close(p[1]);
-  return capture_child(pid, p[0], stderr_buf, len);
+  struct exec e = {argv, extra_env};
+  return spawn_capturing(child_exec, &e, stderr_buf, len);
 }
