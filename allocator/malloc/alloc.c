@@ -64,7 +64,7 @@ static inline void *alloc_small(size_t size) {
     s->free = b->next;
     b->cookie = 0;
     s->used++;
-    lof__stat_add(h, s->block_size, 1);
+    lof__stat_small(h, c, 1);
     return b;
   }
   return lof__heap_alloc_slow(h, c);
@@ -86,6 +86,7 @@ LOF_EXPORT void *lof_malloc(size_t size) {
  * free confirmation, cross-thread frees, large and huge blocks.  Takes only
  * the pointer so the fast path in lof_free keeps no registers alive. */
 static LOF_NOINLINE void free_slow(void *p) {
+  if (p == NULL) return; /* lof_free sends NULL here: unit 0 is never registered */
   lof_segment_t *seg = lof__segment_of(p);
   if (!lof__registry_test(seg)) {
     if (lof__huge_free(p) != 0) lof__invalid_free(p, "invalid pointer");
@@ -113,7 +114,7 @@ static LOF_NOINLINE void free_slow(void *p) {
      * counters are its own rather than a contended global. */
     if (h == &lof__heap_empty) h = lof__heap_get();
     if (h != NULL)
-      lof__stat_add(h, -(int64_t)s->block_size, -1);
+      lof__stat_small(h, s->cls, -1);
     else
       lof__stat_global(-(int64_t)s->block_size, -1);
     lof__span_remote_free(s, b);
@@ -125,39 +126,47 @@ static LOF_NOINLINE void free_slow(void *p) {
   b->cookie = lof__block_cookie(b);
   b->next = s->local_free;
   s->local_free = b;
-  lof__stat_add(h, -(int64_t)s->block_size, -1);
+  lof__stat_small(h, s->cls, -1);
   if (--s->used == 0 || s->full) lof__heap_free_event(h, s);
 }
 
 LOF_EXPORT void lof_free(void *p) {
   lof_segment_t *seg = lof__segment_of(p);
-  if (LOF_UNLIKELY(p == NULL)) return;
+  /* NULL takes this branch too: a segment is 4 MiB-aligned and never sits at
+   * address 0, so the registry bit of unit 0 is never set. */
   if (LOF_UNLIKELY(!lof__registry_test(seg))) {
     free_slow(p);
     return;
   }
   uintptr_t off = (uintptr_t)p - (uintptr_t)seg;
   size_t first = seg->pagemap[off >> LOF_PAGE_SHIFT];
-  lof_span_t *s = &seg->spans[first];
+  /* = &seg->spans[first], spelled so that gcc forms the descriptor address
+   * once rather than once per field (two instructions fewer) */
+  lof_span_t *s = (lof_span_t *)((uintptr_t)seg->spans + first * sizeof(lof_span_t));
   lof_heap_t *h = lof__heap_tls;
   if (LOF_UNLIKELY(s->state != LOF_SPAN_SMALL ||
                    atomic_load_explicit(&s->owner, memory_order_relaxed) != h->id)) {
     free_slow(p);
     return;
   }
-  /* the owner's free: cheap checks (start of a block, carved, not freed) */
+  /* The owner's free: cheap checks (start of a block, carved, not freed).
+   * boff < 256 KiB and inv = ceil(2^32 / block_size), so in m = boff * inv
+   * the high half is the exact block index and the low half is below inv
+   * exactly when block_size divides boff (checked for every class and
+   * offset when this was written; free_slow re-derives it the plain way). */
   uint32_t boff = (uint32_t)(off - (first << LOF_PAGE_SHIFT));
-  uint32_t idx = (uint32_t)(((uint64_t)boff * s->inv) >> 32);
+  uint64_t m = (uint64_t)boff * s->inv;
   lof_block_t *b = p;
   uintptr_t cookie = lof__block_cookie(b);
-  if (LOF_UNLIKELY(idx * s->block_size != boff || idx >= s->capacity || b->cookie == cookie)) {
+  if (LOF_UNLIKELY((uint32_t)m >= s->inv || (uint32_t)(m >> 32) >= s->capacity ||
+                   b->cookie == cookie)) {
     free_slow(p);
     return;
   }
   b->cookie = cookie;
   b->next = s->local_free;
   s->local_free = b;
-  lof__stat_add(h, -(int64_t)s->block_size, -1);
+  lof__stat_small(h, s->cls, -1);
   if (LOF_UNLIKELY(--s->used == 0 || s->full)) lof__heap_free_event(h, s);
 }
 

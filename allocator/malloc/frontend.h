@@ -152,7 +152,7 @@ static inline lof_span_t *lof__span_of(lof_segment_t *seg, const void *p) {
 
 /* ---- size classes (sizeclass.c) ------------------------------------------ */
 LOF_HIDDEN extern const uint32_t lof__class_size[LOF_NCLASSES];
-LOF_HIDDEN extern const uint8_t lof__class_small_lut[65]; /* (size+15)/16 -> class, size <= 1024 */
+LOF_HIDDEN extern const uint8_t lof__class_lut[LOF_SMALL_MAX / 16 + 1]; /* (size+15)/16 -> class */
 LOF_HIDDEN size_t lof__class_span_pages(unsigned cls);
 
 /* size in (2^k, 2^(k+1)], k >= 7: class 8 + 4 (k - 7) + ((size - 1) >> (k - 2)) - 4 */
@@ -162,9 +162,9 @@ static inline unsigned lof__size_class_pow(size_t size) {
   return 8u + 4u * (k - 7u) + (unsigned)(s >> (k - 2)) - 4u;
 }
 
+/* size <= LOF_SMALL_MAX: one table load (every class is a multiple of 16). */
 static inline unsigned lof__size_class(size_t size) {
-  if (LOF_LIKELY(size <= 1024)) return lof__class_small_lut[(size + 15) >> 4];
-  return lof__size_class_pow(size);
+  return lof__class_lut[(size + 15) >> 4];
 }
 
 /* ---- registry and segments (segment.c) ----------------------------------- */
@@ -229,8 +229,10 @@ typedef struct lof_heap {
   lof_span_t *fulls_tail[LOF_NCLASSES]; /* ... and the oldest */
   uint32_t id;                     /* owner id stamped in its spans (never 0) */
   lof_arena_t *arena;              /* where its spans and large blocks come from */
-  _Atomic(int64_t) allocated;      /* usable bytes malloc'ed minus freed by this thread */
-  _Atomic(int64_t) count;          /* blocks malloc'ed minus freed by this thread */
+  _Atomic(int64_t) allocated;      /* large/huge: usable bytes malloc'ed minus freed by this thread */
+  _Atomic(int64_t) count;          /* large/huge: blocks malloc'ed minus freed by this thread */
+  _Atomic(int64_t) small[LOF_NCLASSES]; /* small blocks of each class malloc'ed minus freed by this
+                                         * thread; bytes = small[c] * lof__class_size[c] */
   struct lof_heap *next;           /* registry of live heaps / free pool */
   struct lof_heap *prev;
 } lof_heap_t;
@@ -251,6 +253,21 @@ static inline void lof__stat_add(lof_heap_t *h, int64_t bytes, int64_t n) {
   atomic_store_explicit(&h->count,
                         atomic_load_explicit(&h->count, memory_order_relaxed) + n,
                         memory_order_relaxed);
+}
+/* One counter per small malloc/free (the fast paths): written only by the
+ * owning thread, read by lof__heaps_stats (relaxed). */
+static inline void lof__stat_small(lof_heap_t *h, unsigned cls, int64_t n) {
+#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
+  /* One plain (unlocked) add to memory: an aligned 8-byte store is atomic on
+   * x86-64, so relaxed readers never see a torn value, and only this thread
+   * writes the counter.  The compiler does not fuse a relaxed load + store
+   * into one instruction, hence the asm. */
+  __asm__("addq %1, %0" : "+m"(*(int64_t *)&h->small[cls]) : "er"(n) : "cc");
+#else
+  atomic_store_explicit(&h->small[cls],
+                        atomic_load_explicit(&h->small[cls], memory_order_relaxed) + n,
+                        memory_order_relaxed);
+#endif
 }
 LOF_HIDDEN void lof__stat_global(int64_t bytes, int64_t n);
 

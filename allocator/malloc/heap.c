@@ -245,7 +245,7 @@ static inline void *span_pop(lof_heap_t *h, lof_span_t *s) {
   s->free = b->next;
   b->cookie = 0;
   s->used++;
-  lof__stat_add(h, s->block_size, 1);
+  lof__stat_small(h, s->cls, 1);
   return b;
 }
 
@@ -420,8 +420,14 @@ static void heap_thread_exit(void *arg) {
     h->fulls_tail[c] = NULL;
     h->cur[c] = &lof__span_empty;
   }
-  lof__stat_global(atomic_load_explicit(&h->allocated, memory_order_relaxed),
-                   atomic_load_explicit(&h->count, memory_order_relaxed));
+  int64_t a = atomic_load_explicit(&h->allocated, memory_order_relaxed);
+  int64_t n = atomic_load_explicit(&h->count, memory_order_relaxed);
+  for (unsigned c = 0; c < LOF_NCLASSES; c++) {
+    int64_t k = atomic_load_explicit(&h->small[c], memory_order_relaxed);
+    a += k * (int64_t)lof__class_size[c];
+    n += k;
+  }
+  lof__stat_global(a, n);
   pthread_mutex_lock(&heaps_lock);
   if (h->prev) h->prev->next = h->next; else heaps_live = h->next;
   if (h->next) h->next->prev = h->prev;
@@ -438,6 +444,11 @@ LOF_HIDDEN void lof__heaps_stats(int64_t *allocated, int64_t *count) {
   for (lof_heap_t *h = heaps_live; h != NULL; h = h->next) {
     a += atomic_load_explicit(&h->allocated, memory_order_relaxed);
     n += atomic_load_explicit(&h->count, memory_order_relaxed);
+    for (unsigned c = 0; c < LOF_NCLASSES; c++) {
+      int64_t k = atomic_load_explicit(&h->small[c], memory_order_relaxed);
+      a += k * (int64_t)lof__class_size[c];
+      n += k;
+    }
   }
   pthread_mutex_unlock(&heaps_lock);
   *allocated = a;

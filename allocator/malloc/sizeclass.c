@@ -23,9 +23,11 @@ LOF_HIDDEN const uint32_t lof__class_size[LOF_NCLASSES] = {
 
 _Static_assert(LOF_NCLASSES == 8 + 7 * 4, "class count");
 
-/* Class of a size <= 1024, indexed by (size + 15) / 16; index 0 is size 0.
- * Above 1024 the formula lof__size_class_pow (frontend.h) is used. */
-LOF_HIDDEN const uint8_t lof__class_small_lut[65] = {
+/* Class of a size <= LOF_SMALL_MAX, indexed by (size + 15) / 16; index 0 is
+ * size 0.  Above 1024 the classes are multiples of 256, so 16-byte steps
+ * stay exact; the entries agree with lof__size_class_pow (tests/malloc/
+ * sizeclass.c checks every size). */
+LOF_HIDDEN const uint8_t lof__class_lut[LOF_SMALL_MAX / 16 + 1] = {
   0, 0, 1, 2, 3, 4, 5, 6, 7,                  /* 0..128 */
   8, 8, 9, 9, 10, 10, 11, 11,                 /* ..256 */
   12, 12, 12, 12, 13, 13, 13, 13,             /* ..512 */
@@ -34,6 +36,10 @@ LOF_HIDDEN const uint8_t lof__class_small_lut[65] = {
   17, 17, 17, 17, 17, 17, 17, 17,
   18, 18, 18, 18, 18, 18, 18, 18,
   19, 19, 19, 19, 19, 19, 19, 19,
+  [65 ... 80] = 20, [81 ... 96] = 21, [97 ... 112] = 22, [113 ... 128] = 23,       /* ..2048 */
+  [129 ... 160] = 24, [161 ... 192] = 25, [193 ... 224] = 26, [225 ... 256] = 27,  /* ..4096 */
+  [257 ... 320] = 28, [321 ... 384] = 29, [385 ... 448] = 30, [449 ... 512] = 31,  /* ..8192 */
+  [513 ... 640] = 32, [641 ... 768] = 33, [769 ... 896] = 34, [897 ... 1024] = 35, /* ..16384 */
 };
 
 LOF_HIDDEN size_t lof__class_span_pages(unsigned cls) {

@@ -1,7 +1,8 @@
 /*
  * misuse.c -- detectable misuse aborts with a message instead of corrupting
  * the heap: double free (small by the owner, large, huge), free of a pointer
- * inside a block, free of a pointer that never came from lofalloc.  Each case
+ * inside a block, free of a block boundary never handed out, free of a
+ * pointer that never came from lofalloc.  Each case
  * runs in a child (run_in_child) and must die by SIGABRT with "free():" and
  * the reason on stderr.
  */
@@ -47,6 +48,14 @@ static int interior(void *arg) {
   lof_free(p + 16);
   return 0;
 }
+static int never_allocated(void *arg) {
+  (void)arg;
+  /* a block boundary of p's span past the blocks carved so far (a 48-byte
+   * span holds 1365 blocks and carves one page, 85, at a time) */
+  char *p = lof_malloc(40);
+  lof_free(p + 48 * 1000);
+  return 0;
+}
 static int large_interior(void *arg) {
   (void)arg;
   char *p = lof_malloc(200000);
@@ -72,6 +81,7 @@ static void test_small_double_free(void **s) { (void)s; expect_abort(small_doubl
 static void test_large_double_free(void **s) { (void)s; expect_abort(large_double, "free(): "); }
 static void test_huge_double_free(void **s) { (void)s; expect_abort(huge_double, "invalid pointer"); }
 static void test_interior_pointer(void **s) { (void)s; expect_abort(interior, "invalid pointer"); }
+static void test_never_allocated(void **s) { (void)s; expect_abort(never_allocated, "never allocated"); }
 static void test_large_interior(void **s) { (void)s; expect_abort(large_interior, "invalid pointer"); }
 static void test_foreign_pointer(void **s) { (void)s; expect_abort(foreign, "invalid pointer"); }
 
@@ -80,6 +90,7 @@ int main(void) {
     cmocka_unit_test(test_small_double_free), cmocka_unit_test(test_large_double_free),
     cmocka_unit_test(test_huge_double_free),  cmocka_unit_test(test_interior_pointer),
     cmocka_unit_test(test_large_interior),    cmocka_unit_test(test_foreign_pointer),
+    cmocka_unit_test(test_never_allocated),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

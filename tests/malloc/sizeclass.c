@@ -34,6 +34,7 @@ static void test_smallest_fit_and_waste(void **state) {
     size_t cs = lof__class_size[c];
     assert_true(cs >= n);
     if (c > 0) assert_true(lof__class_size[c - 1] < n || n == 0);
+    if (n > 128) assert_int_equal(c, lof__size_class_pow(n)); /* the table agrees with the formula */
     if (n <= 128) assert_true(cs - n <= 15 || n == 0);
     else assert_true((cs - n) * 4 < n);
   }
