@@ -53,7 +53,9 @@ step "clang build + make check" make -C _build/clang -j"$jobs" check
 configure_in _build/asan --enable-asan --enable-werror
 step "asan make check" make -C _build/asan -j"$jobs" check
 configure_in _build/tsan --enable-tsan --enable-werror CC=clang
-step "tsan make check" make -C _build/tsan -j"$jobs" check
+# jemalloc's fork handler holds more locks than TSan's deadlock detector
+# can track (it CHECK-fails and hangs): data races are still detected.
+step "tsan make check" env TSAN_OPTIONS=detect_deadlocks=0 make -C _build/tsan -j"$jobs" check
 kernel_harness() { # full log in _build/kernel-check.log; its results shown here
   make -C _build/gcc check-kernel > _build/kernel-check.log 2>&1; rc=$?
   sed -n '/^---- kernel check results/,$p' _build/kernel-check.log
