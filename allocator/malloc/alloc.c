@@ -40,7 +40,7 @@ LOF_HIDDEN void lof__double_free_check(lof_heap_t *h, lof_span_t *s, lof_block_t
   (void)h;
   /* Only the owner walks these lists; xfree may be walked from a snapshot
    * because only the owner ever pops it. */
-  if (block_in_list(s->free, b) || block_in_list(s->local_free, b) ||
+  if (block_in_list(s->free, b) ||
       block_in_list((lof_block_t *)atomic_load_explicit(&s->xfree, memory_order_acquire), b))
     lof__fatal("free(): double free of %p", (void *)b);
 }
@@ -124,8 +124,8 @@ static LOF_NOINLINE void free_slow(void *p) {
   if (idx >= s->capacity) lof__invalid_free(p, "invalid pointer (never allocated)");
   if (b->cookie == lof__block_cookie(b)) lof__double_free_check(h, s, b);
   b->cookie = lof__block_cookie(b);
-  b->next = s->local_free;
-  s->local_free = b;
+  b->next = s->free;
+  s->free = b;
   lof__stat_small(h, s->cls, -1);
   if (--s->used == 0 || s->full) lof__heap_free_event(h, s);
 }
@@ -144,8 +144,10 @@ LOF_EXPORT void lof_free(void *p) {
    * once rather than once per field (two instructions fewer) */
   lof_span_t *s = (lof_span_t *)((uintptr_t)seg->spans + first * sizeof(lof_span_t));
   lof_heap_t *h = lof__heap_tls;
-  if (LOF_UNLIKELY(s->state != LOF_SPAN_SMALL ||
-                   atomic_load_explicit(&s->owner, memory_order_relaxed) != h->id)) {
+  /* Only a SMALL span has a non-zero owner (arena.c clears it whenever a
+   * descriptor stops heading a small span), so one compare tells "a small
+   * block of this thread's". */
+  if (LOF_UNLIKELY(atomic_load_explicit(&s->owner, memory_order_relaxed) != h->id)) {
     free_slow(p);
     return;
   }
@@ -164,8 +166,8 @@ LOF_EXPORT void lof_free(void *p) {
     return;
   }
   b->cookie = cookie;
-  b->next = s->local_free;
-  s->local_free = b;
+  b->next = s->free; /* LIFO: the next malloc of this class reuses the block still in cache */
+  s->free = b;
   lof__stat_small(h, s->cls, -1);
   if (LOF_UNLIKELY(--s->used == 0 || s->full)) lof__heap_free_event(h, s);
 }

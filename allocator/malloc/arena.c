@@ -87,6 +87,10 @@ LOF_HIDDEN void lof__arena_insert_locked(lof_arena_t *a, lof_span_t *s, bool zer
   size_t first = lof__span_index(seg, s), n = s->npages;
   uint64_t freed = zero ? UINT64_MAX : now;
 
+  /* First of all: s no longer heads a small span (free's fast path trusts
+   * a non-zero owner alone), even if it is merged into the run before. */
+  atomic_store_explicit(&s->owner, 0, memory_order_relaxed);
+
   /* Coalesce with the run before (its last page's map entry names it). */
   if (first > LOF_SEG_HDR_PAGES) {
     lof_span_t *p = &seg->spans[seg->pagemap[first - 1]];
@@ -116,7 +120,6 @@ LOF_HIDDEN void lof__arena_insert_locked(lof_arena_t *a, lof_span_t *s, bool zer
   s->zero = zero;
   s->freed_ms = zero ? 0 : freed;
   s->full = 0;
-  atomic_store_explicit(&s->owner, 0, memory_order_relaxed);
   arena_set_bounds(seg, first, n);
   arena_link(a, s);
 }
@@ -160,6 +163,7 @@ static lof_span_t *arena_carve(lof_arena_t *a, lof_span_t *s, size_t off, size_t
   r->npages = (uint16_t)n;
   r->zero = zero;
   r->state = LOF_SPAN_LARGE; /* the caller re-labels small spans */
+  atomic_store_explicit(&r->owner, 0, memory_order_relaxed);
   r->next = r->prev = NULL;
   arena_set_bounds(seg, first + off, n);
   return r;

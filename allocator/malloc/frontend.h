@@ -16,14 +16,17 @@
  *  - Every small or large block lies in a 4 MiB segment whose base holds a
  *    lof_segment_t header, and that unit is set in the registry bitmap
  *    (segment.c).  free() masks the pointer, tests the bit, and only then
- *    reads the header.  A pointer in no segment is looked up among the huge
+ *    reads the header.
+ *  - A descriptor's owner is non-zero only while it heads a SMALL span that
+ *    a live heap owns; arena.c zeroes it whenever the descriptor changes
+ *    hands, so free's fast path needs no state test.  A pointer in no segment is looked up among the huge
  *    blocks (huge.c, a hash table); one found nowhere is reported, never
  *    followed.
  *  - A span is described by seg->spans[first page]; seg->pagemap[i] gives the
  *    first page of the span holding page i.  The map is exact for every page
  *    of a small span and for the first and last page of large and free spans.
  *  - A small span belongs to one thread heap (span->owner == heap->id): only
- *    that thread touches free, local_free, used and the list links.  Every
+ *    that thread touches free, used and the list links.  Every
  *    other thread frees onto the atomic xfree list.  owner == 0 means
  *    abandoned (its thread exited); such spans are adopted under a lock.
  *  - Large spans and free runs belong to the arena of their segment and are
@@ -77,8 +80,7 @@ enum lof_span_state {
 typedef struct lof_span {
   union {
     struct {                       /* SMALL */
-      lof_block_t *free;           /* blocks ready for the owner's malloc */
-      lof_block_t *local_free;     /* blocks the owner freed since the last refill */
+      lof_block_t *free;           /* blocks ready for the owner's malloc (and its frees, LIFO) */
       _Atomic(uintptr_t) xfree;    /* blocks other threads freed (lock-free stack) */
     };
     struct {                       /* FREE: arena bookkeeping */

@@ -7,8 +7,10 @@
  * the fast path needs no "initialised?" test).  A heap owns small spans per
  * size class: `cur` is the span malloc pops from; `spans` lists the owned
  * spans that may have free blocks; `fulls` those found without any.  Only the
- * owner touches a span's free/local_free lists and used count, so neither
- * malloc nor a same-thread free takes a lock or an atomic.
+ * owner touches a span's free list and used count, so neither malloc nor a
+ * same-thread free takes a lock or an atomic.  The owner's free pushes on
+ * the same list malloc pops (LIFO), so a block freed and allocated again
+ * soon is still in cache.
  *
  * Other threads free onto the span's xfree stack (one CAS).  The owner takes
  * the whole stack with one exchange when its current span runs dry, before
@@ -156,7 +158,7 @@ static void list_remove(lof_span_t **head, lof_span_t *s) {
   s->next = s->prev = NULL;
 }
 
-/* Take the xfree stack: its blocks go to local_free, used drops. */
+/* Take the xfree stack: its blocks go to the free list, used drops. */
 static bool span_collect(lof_span_t *s) {
   if (atomic_load_explicit(&s->xfree, memory_order_relaxed) == 0) return false;
   lof_block_t *b = (lof_block_t *)atomic_exchange_explicit(&s->xfree, 0, memory_order_acquire);
@@ -167,8 +169,8 @@ static bool span_collect(lof_span_t *s) {
     last = last->next;
     n++;
   }
-  last->next = s->local_free;
-  s->local_free = b;
+  last->next = s->free;
+  s->free = b;
   s->used = (uint16_t)(s->used - n);
   return true;
 }
@@ -176,12 +178,7 @@ static bool span_collect(lof_span_t *s) {
 /* Make s->free non-empty if s has any block to give.  false: s is full. */
 static bool span_refill(lof_span_t *s) {
   if (s->free) return true;
-  if (s->local_free == NULL) span_collect(s);
-  if (s->local_free) {
-    s->free = s->local_free;
-    s->local_free = NULL;
-    return true;
-  }
+  if (span_collect(s)) return true;
   if (s->capacity < s->reserved) {
     /* Bump: link up to one page worth of fresh blocks. */
     size_t bs = s->block_size;
@@ -215,7 +212,7 @@ static lof_span_t *span_fresh(lof_heap_t *h, unsigned cls) {
   lof_segment_t *seg = lof__segment_of(s);
   size_t first = lof__span_index(seg, s);
   for (size_t i = 1; i + 1 < np; i++) seg->pagemap[first + i] = (uint16_t)first;
-  s->free = s->local_free = NULL;
+  s->free = NULL;
   atomic_store_explicit(&s->xfree, 0, memory_order_relaxed);
   s->block_size = lof__class_size[cls];
   s->inv = (uint32_t)((((uint64_t)1 << 32) + s->block_size - 1) / s->block_size);
@@ -480,13 +477,11 @@ static int heap_check_span(lof_heap_t *h, lof_span_t *s) {
   }
   uintptr_t start = lof__span_start(s), end = start + (size_t)s->capacity * s->block_size;
   size_t n = 0;
-  for (int pass = 0; pass < 2; pass++) {
-    for (lof_block_t *b = pass ? s->local_free : s->free; b != NULL; b = b->next) {
-      uintptr_t p = (uintptr_t)b;
-      if (p < start || p >= end || (p - start) % s->block_size != 0 || ++n > s->capacity) {
-        lof__message("check: span %p: free list holds bad block %p", (void *)s, (void *)b);
-        return -1;
-      }
+  for (lof_block_t *b = s->free; b != NULL; b = b->next) {
+    uintptr_t p = (uintptr_t)b;
+    if (p < start || p >= end || (p - start) % s->block_size != 0 || ++n > s->capacity) {
+      lof__message("check: span %p: free list holds bad block %p", (void *)s, (void *)b);
+      return -1;
     }
   }
   if (n + s->used != s->capacity || s->capacity > s->reserved) {
