@@ -219,6 +219,26 @@ static lof_region_t *hooks_region(const void *addr, size_t len) {
   return r;
 }
 
+/* The range [addr + offset, + length) a commit, decommit or purge hook is
+ * asked about: its start in *p, and its region, or NULL (foreign memory,
+ * counted here). */
+static lof_region_t *hooks_subrange(void *addr, size_t offset, size_t length, void **p) {
+  *p = (char *)addr + offset;
+  lof_region_t *r = hooks_region(*p, length);
+  if (r == NULL) HOOKS_COUNT(foreign);
+  return r;
+}
+
+/* Run a region-layer operation on [p, p+length) of r for a hook: jemalloc's
+ * "failed" (true) when it fails, errno unchanged. */
+static bool hooks_apply(int (*op)(lof_region_t *, void *, size_t), lof_region_t *r, void *p,
+                        size_t length) {
+  int saved = errno;
+  bool failed = op(r, p, length) != 0;
+  errno = saved;
+  return failed;
+}
+
 /* jemalloc gives back [addr, addr+size) of r for good.  The range is
  * decommitted before the ledger is updated: once another thread's give-back
  * finds the region empty it releases it, and r is gone. */
@@ -316,35 +336,23 @@ static bool hooks_commit(extent_hooks_t *h, void *addr, size_t size,
                          size_t offset, size_t length, unsigned arena_ind) {
   (void)h;
   (void)arena_ind;
-  void *p = (char *)addr + offset;
-  lof_region_t *r = hooks_region(p, length);
-  if (r == NULL) {
-    /* Foreign memory comes from jemalloc's default hooks, which never
-     * decommit on Linux: it is committed already. */
-    HOOKS_COUNT(foreign);
-    return false;
-  }
-  int saved = errno;
-  bool failed = lof__region_commit(r, p, length) != 0;
-  errno = saved;
-  return failed;
+  void *p;
+  lof_region_t *r = hooks_subrange(addr, offset, length, &p);
+  /* Foreign memory comes from jemalloc's default hooks, which never
+   * decommit on Linux: it is committed already. */
+  if (r == NULL) return false;
+  return hooks_apply(lof__region_commit, r, p, length);
 }
 
 static bool hooks_decommit(extent_hooks_t *h, void *addr, size_t size,
                            size_t offset, size_t length, unsigned arena_ind) {
   (void)h;
   (void)arena_ind;
-  void *p = (char *)addr + offset;
-  lof_region_t *r = hooks_region(p, length);
-  if (r == NULL) {
-    HOOKS_COUNT(foreign);
-    return true; /* jemalloc purges it instead */
-  }
+  void *p;
+  lof_region_t *r = hooks_subrange(addr, offset, length, &p);
+  if (r == NULL) return true;           /* jemalloc purges it instead */
   if (lof__je_hooks_eager) return true; /* purge instead: see the banner */
-  int saved = errno;
-  bool failed = lof__region_decommit(r, p, length) != 0;
-  errno = saved;
-  return failed;
+  return hooks_apply(lof__region_decommit, r, p, length);
 }
 
 static bool hooks_purge_lazy(extent_hooks_t *h, void *addr, size_t size,
@@ -362,16 +370,11 @@ static bool hooks_purge_forced(extent_hooks_t *h, void *addr, size_t size,
                                size_t offset, size_t length, unsigned arena_ind) {
   (void)h;
   (void)arena_ind;
-  void *p = (char *)addr + offset;
+  void *p;
+  lof_region_t *r = hooks_subrange(addr, offset, length, &p);
+  if (r != NULL) return hooks_apply(lof__region_purge, r, p, length);
   int saved = errno;
-  bool failed;
-  lof_region_t *r = hooks_region(p, length);
-  if (r == NULL) {
-    HOOKS_COUNT(foreign);
-    failed = lof__os_purge(p, length, lof__je_bootstrap_contains(p, length)) != 0;
-  } else {
-    failed = lof__region_purge(r, p, length) != 0;
-  }
+  bool failed = lof__os_purge(p, length, lof__je_bootstrap_contains(p, length)) != 0;
   errno = saved;
   return failed;
 }

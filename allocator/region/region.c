@@ -418,6 +418,14 @@ static bool region_range_ok(const lof_region_t *r, const void *addr, size_t len)
          a >= r->base && a - r->base <= r->size && len <= r->size - (a - r->base);
 }
 
+/* A range commit and decommit accept: region_range_ok, in a RESERVED region
+ * (a WHOLE one is committed whole).  0, or -1 + EINVAL. */
+static int region_check_reserved(const lof_region_t *r, const void *addr, size_t len) {
+  if (region_range_ok(r, addr, len) && r->kind == LOF_REGION_RESERVED) return 0;
+  errno = EINVAL;
+  return -1;
+}
+
 bool lof__region_is_committed(const lof_region_t *r, const void *addr, size_t len) {
   if (!region_range_ok(r, addr, len)) return false;
   if (r->kind == LOF_REGION_WHOLE) return true;
@@ -426,10 +434,7 @@ bool lof__region_is_committed(const lof_region_t *r, const void *addr, size_t le
 }
 
 int lof__region_commit(lof_region_t *r, void *addr, size_t len) {
-  if (!region_range_ok(r, addr, len) || r->kind != LOF_REGION_RESERVED) {
-    errno = EINVAL;
-    return -1;
-  }
+  if (region_check_reserved(r, addr, len) != 0) return -1;
   size_t first = PAGES((uintptr_t)addr - r->base), n = PAGES(len);
   size_t already = bits_count(r->committed_bits, first, n);
   size_t already_locked = bits_count_locked(r, first, n);
@@ -489,10 +494,7 @@ int lof__region_purge(lof_region_t *r, void *addr, size_t len) {
 }
 
 int lof__region_decommit(lof_region_t *r, void *addr, size_t len) {
-  if (!region_range_ok(r, addr, len) || r->kind != LOF_REGION_RESERVED) {
-    errno = EINVAL;
-    return -1;
-  }
+  if (region_check_reserved(r, addr, len) != 0) return -1;
   size_t first = PAGES((uintptr_t)addr - r->base), n = PAGES(len);
   size_t committed = bits_count(r->committed_bits, first, n);
   size_t locked = bits_count_locked(r, first, n);

@@ -21,6 +21,7 @@
 
 #include "je_test.h"
 #include "proc.h"
+#include "sanitizer.h"
 #include "smaps.h"
 
 static char *self_path;
@@ -110,16 +111,8 @@ static void test_purge_gives_back(void **state) {
   assert_int_equal(je_ctl_arena("destroy", ind), 0);
 }
 
-/* Sanitizer runtimes turn mlockall into a no-op (and MCL_CURRENT would
- * populate their shadow): the control is not built or registered there. */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define UNDER_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define UNDER_SANITIZER 1
-#endif
-#endif
-
+/* The control needs mlockall: not built or registered under sanitizers
+ * (sanitizer.h). */
 #ifndef UNDER_SANITIZER
 /* Stock jemalloc on a heap locked with mlockall(MCL_ONFAULT): its purge is
  * madvise(MADV_DONTNEED/FREE), which fails with EINVAL on locked memory,

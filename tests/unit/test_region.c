@@ -24,6 +24,7 @@
 #include "os.h"
 #include "proc.h"
 #include "region.h"
+#include "sanitizer.h"
 #include "smaps.h"
 
 #define KiB ((size_t)1024)
@@ -395,16 +396,8 @@ static void test_backend_probe(void **state) {
 
 /* ---- mlockall in force ------------------------------------------------------- */
 
-/* Sanitizer runtimes turn mlockall into a no-op (and MCL_CURRENT would
- * populate their terabytes of shadow): the mlockall tests skip there. */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define UNDER_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define UNDER_SANITIZER 1
-#endif
-#endif
-
+/* The mlockall tests are not built or registered under sanitizers
+ * (sanitizer.h). */
 #ifndef UNDER_SANITIZER
 static int child_mlockall(void *arg) {
   int flags = *(int *)arg;
