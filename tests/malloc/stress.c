@@ -20,8 +20,9 @@
 #include <cmocka.h>
 
 #include "lofalloc.h"
+#include "sanitizer.h"
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#ifdef UNDER_SANITIZER /* gcc's and clang's sanitizer builds alike */
 #define STRESS_ROUNDS 20000
 #else
 #define STRESS_ROUNDS 200000
