@@ -7,8 +7,12 @@
 # MCL_ONFAULT) set by lofbench itself (LOFBENCH_MLOCKALL=1): the fair locked
 # comparison, since lofalloc's heap is always locked on fault.  Runs are
 # interleaved (round robin over allocators) and the median of REPS is kept.
-# Ratios: lofalloc time / the fastest peer, lofalloc peak RSS / the smallest
-# peer, per workload and as geometric means.
+# Ratios, two ways:
+#  - per workload: lofalloc / the best peer on that workload (a different
+#    peer may win each one), and the geometric mean of those ratios;
+#  - per allocator: each allocator's geometric mean over the workloads, and
+#    lofalloc's against the best of the peers' (one peer, all workloads).
+# Each against the peers as they are ("free") and under mlockall ("locked").
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 : "${LOFBENCH:=$here/lofbench}"
@@ -94,6 +98,23 @@ done
 awk -F'|' '{ split($2, r, " "); for (i = 1; i <= 4; i++) { sub("x", "", r[i]); s[i] += log(r[i]) } n++ }
   END { printf "%-10s geometric mean of lofalloc/best-peer ratios: time %.2fx (free) %.2fx (locked), peak RSS %.2fx (free) %.2fx (locked)\n",
         "", exp(s[1] / n), exp(s[2] / n), exp(s[3] / n), exp(s[4] / n) }' "$tmp/ratios"
+
+# Per allocator: geometric mean over the workloads of time and peak RSS.
+printf '\n%-16s %12s %12s\n' allocator "gm time(s)" "gm RSS(MiB)"
+for c in $configs; do
+  n=${c%%:*}
+  for w in $workloads; do echo "$(cat "$tmp/$w.$n.tm") $(cat "$tmp/$w.$n.mm")"; done |
+    awk -v n="$n" '$1 == "inf" { bad = 1 } $1 != "inf" { t += log($1); m += log($2 / 1024); k++ }
+      END { if (bad || k == 0) printf "%-16s %12s %12s\n", n, "-", "-";
+            else printf "%-16s %12.3f %12.1f\n", n, exp(t / k), exp(m / k) }'
+done | tee "$tmp/gm"
+awk 'NR == 1 { lt = $2; lm = $3; next }
+  $2 == "-" { next }
+  { lk = ($1 ~ /-locked$/) ? "l" : "f"
+    if (!(lk in bt) || $2 < bt[lk]) { bt[lk] = $2; btn[lk] = $1 }
+    if (!(lk in bm) || $3 < bm[lk]) { bm[lk] = $3; bmn[lk] = $1 } }
+  END { printf "lofalloc geometric mean / the best peer'"'"'s: time %.2fx (free, %s) %.2fx (locked, %s), peak RSS %.2fx (free, %s) %.2fx (locked, %s)\n",
+        lt / bt["f"], btn["f"], lt / bt["l"], btn["l"], lm / bm["f"], bmn["f"], lm / bm["l"], bmn["l"] }' "$tmp/gm"
 # checksums must agree
 for w in $workloads; do
   k=$(cat "$tmp/$w".*.sum 2>/dev/null | sort -u | wc -l)
