@@ -49,6 +49,9 @@ static atomic_flag region_fallback_warned = ATOMIC_FLAG_INIT;
 static pthread_mutex_t region_lock = PTHREAD_MUTEX_INITIALIZER;
 static lof_region_t *region_list;       /* live regions, under region_lock */
 static lof_region_t *region_free_descs; /* recycled descriptors, under region_lock */
+static lof_region_t *region_desc_next;  /* untouched descriptors of the newest block ... */
+static lof_region_t *region_desc_end;   /* ... up to here (carved one at a time, so only
+                                          * the pages of descriptors in use are resident) */
 
 #define PAGES(bytes) ((bytes) / LOF_PAGE_SIZE)
 
@@ -174,17 +177,19 @@ static void *region_meta_map(size_t len) {
 
 /* Under region_lock. */
 static lof_region_t *region_desc_alloc(void) {
-  if (region_free_descs == NULL) {
-    size_t chunk = 16 * LOF_PAGE_SIZE;
-    lof_region_t *block = region_meta_map(chunk);
-    if (block == NULL) return NULL;
-    for (size_t i = 0; i < chunk / sizeof *block; i++) {
-      block[i].next = region_free_descs;
-      region_free_descs = &block[i];
-    }
-  }
   lof_region_t *r = region_free_descs;
-  region_free_descs = r->next;
+  if (r != NULL) {
+    region_free_descs = r->next;
+  } else {
+    if (region_desc_next == region_desc_end) {
+      size_t chunk = 16 * LOF_PAGE_SIZE;
+      lof_region_t *block = region_meta_map(chunk);
+      if (block == NULL) return NULL;
+      region_desc_next = block;
+      region_desc_end = block + chunk / sizeof *block;
+    }
+    r = region_desc_next++;
+  }
   memset(r, 0, sizeof *r);
   return r;
 }
