@@ -47,10 +47,9 @@ LOF_HIDDEN void lof__double_free_check(lof_heap_t *h, lof_span_t *s, lof_block_t
 
 /* ---- allocation ------------------------------------------------------------ */
 
-/* roomy: realloc is growing a block; place it where it can grow in place. */
-static LOF_NOINLINE void *alloc_big(size_t size, size_t align, bool roomy, bool *zero) {
+static LOF_NOINLINE void *alloc_big(size_t size, size_t align, bool *zero) {
   if (size >= lof__huge_threshold()) return lof__huge_alloc(size, align, zero);
-  void *p = lof__large_alloc(size, align, roomy, zero);
+  void *p = lof__large_alloc(size, align, zero);
   if (p == NULL && errno == ENOMEM && size + align > LOF_LARGE_MAX)
     return lof__huge_alloc(size, align, zero);
   return p;
@@ -73,7 +72,7 @@ static inline void *alloc_small(size_t size) {
 
 static LOF_NOINLINE void *malloc_big(size_t size) {
   bool zero;
-  return alloc_big(size, 0, false, &zero);
+  return alloc_big(size, 0, &zero);
 }
 
 LOF_EXPORT void *lof_malloc(size_t size) {
@@ -201,7 +200,7 @@ LOF_EXPORT void *lof_calloc(size_t n, size_t size) {
     return p;
   }
   bool zero = false;
-  void *p = alloc_big(total, 0, false, &zero);
+  void *p = alloc_big(total, 0, &zero);
   if (p != NULL && !zero) memset(p, 0, total); /* fresh or purged pages are never written */
   return p;
 }
@@ -245,13 +244,7 @@ LOF_EXPORT void *lof_realloc(void *p, size_t size) {
       lof__fatal("realloc(): invalid pointer %p", p);
     }
   }
-  void *q;
-  if (size > old && size > LOF_SMALL_MAX) {
-    bool zero;
-    q = alloc_big(size, 0, true, &zero);
-  } else {
-    q = lof_malloc(size);
-  }
+  void *q = lof_malloc(size);
   if (q == NULL) return NULL;
   memcpy(q, p, size < old ? size : old);
   lof_free(p);
@@ -283,7 +276,7 @@ static void *alloc_aligned(size_t align, size_t size) {
   }
   bool zero;
   if (size >= lof__huge_threshold()) return lof__huge_alloc(size, align, &zero);
-  void *p = lof__large_alloc(size, align, false, &zero);
+  void *p = lof__large_alloc(size, align, &zero);
   if (p == NULL && errno == ENOMEM) p = lof__huge_alloc(size, align, &zero);
   return p;
 }

@@ -124,16 +124,8 @@ LOF_HIDDEN void lof__arena_insert_locked(lof_arena_t *a, lof_span_t *s, bool zer
   arena_link(a, s);
 }
 
-/* Best fit by bin: the smallest non-empty bin that holds n pages (first fit
- * inside the power-of-two bins).  roomy: the largest free run instead, so a
- * block that realloc is growing has free pages after it and can grow in
- * place next time rather than move again. */
-static lof_span_t *arena_find(lof_arena_t *a, size_t n, bool roomy) {
+static lof_span_t *arena_find(lof_arena_t *a, size_t n) {
   unsigned b = lof__arena_bin(n);
-  if (roomy && a->binmask != 0) {
-    unsigned top = 63u - (unsigned)__builtin_clzll(a->binmask);
-    if (top > b) return a->bins[top]; /* every run in a higher bin holds n */
-  }
   if (b >= 32) {
     for (lof_span_t *s = a->bins[b]; s; s = s->next)
       if (s->npages >= n) return s;
@@ -185,7 +177,7 @@ static void arena_maybe_decay(lof_arena_t *a, uint64_t now) {
 }
 
 LOF_HIDDEN lof_span_t *lof__arena_alloc(lof_arena_t *a, size_t npages, size_t align,
-                                        uint8_t state, bool roomy, bool *zero) {
+                                        uint8_t state, bool *zero) {
   size_t apages = align > LOF_PAGE_SIZE ? align >> LOF_PAGE_SHIFT : 1;
   size_t want = npages + apages - 1;
   if (want > LOF_SEG_USABLE_PAGES) {
@@ -194,7 +186,7 @@ LOF_HIDDEN lof_span_t *lof__arena_alloc(lof_arena_t *a, size_t npages, size_t al
   }
   pthread_mutex_lock(&a->lock);
   for (;;) {
-    lof_span_t *s = arena_find(a, want, roomy);
+    lof_span_t *s = arena_find(a, want);
     if (s != NULL) {
       lof__arena_unlink_locked(a, s);
       uintptr_t start = lof__span_start(s);

@@ -203,12 +203,10 @@ LOF_HIDDEN extern unsigned lof__narenas;
 
 LOF_HIDDEN void lof__arenas_init(void);
 /* A run of npages from arena a (locks it), labelled state (SMALL or LARGE)
- * under the lock, since neighbours read it when they coalesce.  Placement is
- * best fit; roomy asks for the largest free run (room to grow in place).
- * *zero tells whether it reads as zero.  NULL + ENOMEM when no segment can
- * be committed. */
+ * under the lock, since neighbours read it when they coalesce.  *zero tells
+ * whether it reads as zero.  NULL + ENOMEM when no segment can be committed. */
 LOF_HIDDEN lof_span_t *lof__arena_alloc(lof_arena_t *a, size_t npages, size_t align,
-                                        uint8_t state, bool roomy, bool *zero);
+                                        uint8_t state, bool *zero);
 /* Give a span back to its arena (locks it); coalesces, may run decay. */
 LOF_HIDDEN void lof__arena_free(lof_span_t *s);
 /* Try to grow/shrink a large span in place to npages (locks).  true on success. */
@@ -288,7 +286,7 @@ LOF_HIDDEN void lof__heaps_postfork(bool child);
 LOF_HIDDEN int lof__heap_check(lof_heap_t *h);
 
 /* ---- large and huge blocks (large.c, huge.c) ----------------------------- */
-LOF_HIDDEN void *lof__large_alloc(size_t size, size_t align, bool roomy, bool *zero);
+LOF_HIDDEN void *lof__large_alloc(size_t size, size_t align, bool *zero);
 LOF_HIDDEN void lof__large_free(lof_span_t *s);
 LOF_HIDDEN void *lof__huge_alloc(size_t size, size_t align, bool *zero);
 LOF_HIDDEN int lof__huge_free(void *p);

@@ -207,7 +207,7 @@ static void span_release(lof_span_t *s) {
 static lof_span_t *span_fresh(lof_heap_t *h, unsigned cls) {
   bool zero;
   size_t np = lof__class_span_pages(cls);
-  lof_span_t *s = lof__arena_alloc(h->arena, np, 0, LOF_SPAN_SMALL, false, &zero);
+  lof_span_t *s = lof__arena_alloc(h->arena, np, 0, LOF_SPAN_SMALL, &zero);
   if (s == NULL) return NULL;
   lof_segment_t *seg = lof__segment_of(s);
   size_t first = lof__span_index(seg, s);

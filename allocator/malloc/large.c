@@ -14,11 +14,11 @@
 
 #include "frontend.h"
 
-LOF_HIDDEN void *lof__large_alloc(size_t size, size_t align, bool roomy, bool *zero) {
+LOF_HIDDEN void *lof__large_alloc(size_t size, size_t align, bool *zero) {
   lof_heap_t *h = lof__heap_get();
   lof_arena_t *a = h != NULL ? h->arena : &lof__arenas[0];
   size_t np = (size + LOF_PAGE_SIZE - 1) >> LOF_PAGE_SHIFT;
-  lof_span_t *s = lof__arena_alloc(a, np, align, LOF_SPAN_LARGE, roomy, zero);
+  lof_span_t *s = lof__arena_alloc(a, np, align, LOF_SPAN_LARGE, zero);
   if (s == NULL) {
     errno = ENOMEM;
     return NULL;

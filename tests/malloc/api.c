@@ -134,36 +134,6 @@ static void test_realloc_keeps_contents(void **state) {
   assert_int_equal(lof_check(), 0);
 }
 
-/* A large block that realloc has to move lands where it can grow again in
- * place: not in the snug hole best fit would pick, but in the largest free
- * run.  Best fit here would choose the 32-page hole left by `hole`, and the
- * next growth would have to move (and copy) again. */
-static void test_realloc_moves_to_room(void **state) {
-  (void)state;
-  unsigned char *hole = lof_malloc(128 << 10), *sep1 = lof_malloc(20 << 10);
-  unsigned char *a = lof_malloc(64 << 10), *sep2 = lof_malloc(20 << 10);
-  assert_non_null(hole);
-  assert_non_null(sep1);
-  assert_non_null(a);
-  assert_non_null(sep2);
-  /* the scenario: each separator right after its block (a fresh arena) */
-  assert_ptr_equal(sep1, hole + (128 << 10));
-  assert_ptr_equal(sep2, a + (64 << 10));
-  lof_free(hole);
-  fill(a, 64 << 10, 3);
-  unsigned char *moved = lof_realloc(a, 128 << 10);
-  assert_non_null(moved);
-  verify(moved, 64 << 10, 3);
-  fill(moved, 128 << 10, 4);
-  unsigned char *grown = lof_realloc(moved, 192 << 10);
-  assert_ptr_equal(grown, moved);
-  verify(grown, 128 << 10, 4);
-  lof_free(grown);
-  lof_free(sep1);
-  lof_free(sep2);
-  assert_int_equal(lof_check(), 0);
-}
-
 static void test_usable_size_every_size(void **state) {
   (void)state;
   for (size_t n = 0; n <= 70000; n += (n < 2048 ? 1 : 97)) {
@@ -211,7 +181,6 @@ static void test_stats_follow(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test(test_realloc_moves_to_room), /* first: wants a fresh arena */
     cmocka_unit_test(test_malloc_zero_and_free_null),
     cmocka_unit_test(test_calloc_overflow),
     cmocka_unit_test(test_reallocarray_overflow),
