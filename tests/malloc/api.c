@@ -134,6 +134,28 @@ static void test_realloc_keeps_contents(void **state) {
   assert_int_equal(lof_check(), 0);
 }
 
+/* Large requests above 16 pages take the lowest-addressed free run that
+ * holds them (address-ordered first fit): here the 64-page hole before the
+ * 32-page one, where best fit would take the 32-page hole. */
+static void test_large_lowest_address_first(void **state) {
+  (void)state;
+  unsigned char *low = lof_malloc(256 << 10), *sep1 = lof_malloc(20 << 10);
+  unsigned char *high = lof_malloc(128 << 10), *sep2 = lof_malloc(20 << 10);
+  assert_non_null(low);
+  assert_non_null(sep1);
+  assert_non_null(high);
+  assert_non_null(sep2);
+  assert_true(low < high); /* a fresh arena hands out increasing addresses */
+  lof_free(low);
+  lof_free(high);
+  unsigned char *p = lof_malloc(100 << 10);
+  assert_ptr_equal(p, low);
+  lof_free(p);
+  lof_free(sep1);
+  lof_free(sep2);
+  assert_int_equal(lof_check(), 0);
+}
+
 static void test_usable_size_every_size(void **state) {
   (void)state;
   for (size_t n = 0; n <= 70000; n += (n < 2048 ? 1 : 97)) {
@@ -181,6 +203,7 @@ static void test_stats_follow(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_large_lowest_address_first), /* first: wants a fresh arena */
     cmocka_unit_test(test_malloc_zero_and_free_null),
     cmocka_unit_test(test_calloc_overflow),
     cmocka_unit_test(test_reallocarray_overflow),
