@@ -226,7 +226,8 @@ LOF_HIDDEN void lof__arenas_postfork(bool child);
 /* ---- thread heaps (heap.c) ----------------------------------------------- */
 typedef struct lof_heap {
   lof_span_t *cur[LOF_NCLASSES];   /* span malloc pops from, per class (never NULL) */
-  lof_span_t *spans[LOF_NCLASSES]; /* owned spans with (maybe) free blocks */
+  lof_span_t *spans[LOF_NCLASSES]; /* owned spans with (maybe) free blocks, cur first */
+  lof_span_t *spans_tail[LOF_NCLASSES]; /* ... and the last */
   lof_span_t *fulls[LOF_NCLASSES]; /* owned spans found full, newest first */
   lof_span_t *fulls_tail[LOF_NCLASSES]; /* ... and the oldest */
   uint32_t id;                     /* owner id stamped in its spans (never 0) */

@@ -258,25 +258,43 @@ static void fulls_remove(lof_heap_t *h, lof_span_t *s) {
   list_remove(&h->fulls[s->cls], s);
 }
 
-static void span_to_full(lof_heap_t *h, lof_span_t *s) {
+/* spans[] keeps cur at its head; spans_tail names its last span. */
+static void spans_push(lof_heap_t *h, lof_span_t *s) {
+  list_push(&h->spans[s->cls], s);
+  if (s->next == NULL) h->spans_tail[s->cls] = s;
+}
+
+static void spans_append(lof_heap_t *h, lof_span_t *s) {
+  lof_span_t *tail = h->spans_tail[s->cls];
+  if (tail == NULL) {
+    spans_push(h, s);
+    return;
+  }
+  s->prev = tail;
+  s->next = NULL;
+  tail->next = s;
+  h->spans_tail[s->cls] = s;
+}
+
+static void spans_remove(lof_heap_t *h, lof_span_t *s) {
+  if (h->spans_tail[s->cls] == s) h->spans_tail[s->cls] = s->prev;
   list_remove(&h->spans[s->cls], s);
+}
+
+static void span_to_full(lof_heap_t *h, lof_span_t *s) {
+  spans_remove(h, s);
   fulls_push(h, s);
   s->full = 1;
 }
 
+/* A full span got a block back: to the END of spans[] (FIFO), so that by
+ * the time malloc reaches it more of its blocks have come back and one span
+ * switch buys several mallocs (random frees un-full spans one block at a
+ * time; LIFO would switch span at nearly every malloc). */
 static void span_from_full(lof_heap_t *h, lof_span_t *s) {
   fulls_remove(h, s);
   s->full = 0;
-  /* behind the current span, so malloc keeps popping from cur */
-  lof_span_t *head = h->spans[s->cls];
-  if (head == NULL) {
-    list_push(&h->spans[s->cls], s);
-  } else {
-    s->prev = head;
-    s->next = head->next;
-    if (head->next) head->next->prev = s;
-    head->next = s;
-  }
+  spans_append(h, s);
 }
 
 LOF_HIDDEN void *lof__heap_alloc_slow(lof_heap_t *h, unsigned cls) {
@@ -305,7 +323,7 @@ LOF_HIDDEN void *lof__heap_alloc_slow(lof_heap_t *h, unsigned cls) {
     fulls_remove(h, f);
     if (span_collect(f)) {
       f->full = 0;
-      list_push(&h->spans[cls], f);
+      spans_push(h, f);
     } else {
       fulls_push(h, f);
     }
@@ -318,7 +336,7 @@ LOF_HIDDEN void *lof__heap_alloc_slow(lof_heap_t *h, unsigned cls) {
     errno = ENOMEM;
     return NULL;
   }
-  list_push(&h->spans[cls], s);
+  spans_push(h, s);
   if (!span_refill(s)) {
     span_to_full(h, s); /* an adopted span still full: try again */
     return lof__heap_alloc_slow(h, cls);
@@ -331,7 +349,7 @@ use:
 LOF_HIDDEN void lof__heap_free_event(lof_heap_t *h, lof_span_t *s) {
   if (s->full) span_from_full(h, s);
   if (s->used == 0 && s != h->cur[s->cls]) {
-    list_remove(&h->spans[s->cls], s);
+    spans_remove(h, s);
     span_release(s);
   }
 }
@@ -359,7 +377,7 @@ LOF_HIDDEN size_t lof__heap_collect(lof_heap_t *h) {
       span_collect(s);
       if (s->used == 0) {
         if (h->cur[c] == s) h->cur[c] = &lof__span_empty;
-        list_remove(&h->spans[c], s);
+        spans_remove(h, s);
         span_release(s);
         released++;
       }
@@ -414,6 +432,7 @@ static void heap_thread_exit(void *arg) {
   for (unsigned c = 0; c < LOF_NCLASSES; c++) {
     heap_abandon_list(&h->spans[c]);
     heap_abandon_list(&h->fulls[c]);
+    h->spans_tail[c] = NULL;
     h->fulls_tail[c] = NULL;
     h->cur[c] = &lof__span_empty;
   }
@@ -494,11 +513,22 @@ static int heap_check_span(lof_heap_t *h, lof_span_t *s) {
 
 LOF_HIDDEN int lof__heap_check(lof_heap_t *h) {
   for (unsigned c = 0; c < LOF_NCLASSES; c++) {
-    for (int pass = 0; pass < 2; pass++)
+    for (int pass = 0; pass < 2; pass++) {
+      lof_span_t *last = NULL;
       for (lof_span_t *s = pass ? h->fulls[c] : h->spans[c]; s != NULL; s = s->next) {
         if (s->cls != c || heap_check_span(h, s) != 0) return -1;
-        /* collect so the counts above stay exact next time */
+        last = s;
       }
+      if (last != (pass ? h->fulls_tail[c] : h->spans_tail[c])) {
+        lof__message("check: heap %u class %u: %s list tail is not its last span", h->id, c,
+                     pass ? "full" : "span");
+        return -1;
+      }
+    }
+    if (h->cur[c] != &lof__span_empty && h->cur[c] != h->spans[c]) {
+      lof__message("check: heap %u class %u: current span is not the head of its list", h->id, c);
+      return -1;
+    }
     if (h->cur[c] != &lof__span_empty && h->cur[c]->cls != c) {
       lof__message("check: heap %u class %u: current span of class %u", h->id, c, h->cur[c]->cls);
       return -1;

@@ -3,6 +3,7 @@
  * also runs in sanitizer builds, where lofalloc does not replace malloc).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -156,6 +157,44 @@ static void test_large_lowest_address_first(void **state) {
   assert_int_equal(lof_check(), 0);
 }
 
+/* Spans that get a block back after being full are used oldest first: a
+ * block freed into a full span earlier is handed out before one freed into
+ * another full span later (LIFO would switch span at nearly every malloc of
+ * a program that frees at random).  Done in a fresh thread, whose heap holds
+ * only the spans made here; a span is max(64 KiB, 16 blocks) (sizeclass.c). */
+enum { FIFO_SIZE = 3500, FIFO_MAX = 64 };
+static void *fifo_thread(void *arg) {
+  void *b[3 * FIFO_MAX];
+  (void)arg;
+  void *probe = lof_malloc(FIFO_SIZE);
+  if (probe == NULL) return NULL;
+  size_t bs = lof_malloc_usable_size(probe);
+  lof_free(probe);
+  size_t span = 16 * bs > 65536 ? 16 * bs : 65536;
+  size_t per = ((span + 4095) & ~(size_t)4095) / bs, n = 3 * per;
+  if (per > FIFO_MAX) return NULL;
+  for (size_t i = 0; i < n; i++)
+    if ((b[i] = lof_malloc(FIFO_SIZE)) == NULL) return NULL;
+  /* three full spans; free a block of the first, then one of the second */
+  void *first = b[3], *second = b[per + 3];
+  lof_free(first);
+  lof_free(second);
+  void *again = lof_malloc(FIFO_SIZE);
+  for (size_t i = 0; i < n; i++)
+    if (b[i] != first && b[i] != second) lof_free(b[i]);
+  lof_free(again);
+  return again == first ? (void *)1 : (void *)2;
+}
+
+static void test_unfulled_spans_oldest_first(void **state) {
+  (void)state;
+  pthread_t t;
+  void *ok = NULL;
+  assert_int_equal(pthread_create(&t, NULL, fifo_thread, NULL), 0);
+  assert_int_equal(pthread_join(t, &ok), 0);
+  assert_ptr_equal(ok, (void *)1);
+}
+
 static void test_usable_size_every_size(void **state) {
   (void)state;
   for (size_t n = 0; n <= 70000; n += (n < 2048 ? 1 : 97)) {
@@ -205,6 +244,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_large_lowest_address_first), /* first: wants a fresh arena */
     cmocka_unit_test(test_malloc_zero_and_free_null),
+    cmocka_unit_test(test_unfulled_spans_oldest_first),
     cmocka_unit_test(test_calloc_overflow),
     cmocka_unit_test(test_reallocarray_overflow),
     cmocka_unit_test(test_malloc_huge_fails),
