@@ -110,6 +110,12 @@ static LOF_NOINLINE void free_slow(void *p) {
   lof_block_t *b = p;
   lof_heap_t *h = lof__heap_tls;
   if (atomic_load_explicit(&s->owner, memory_order_relaxed) != h->id) {
+    /* Another thread's block.  Every free block carries its cookie (set by
+     * any free, cleared when malloc hands the block out), so finding it here
+     * means the block is already free.  This thread may not walk the
+     * owner's lists to confirm; a live block holding exactly its own
+     * address ^ the per-process secret is not a risk worth a walk. */
+    if (b->cookie == lof__block_cookie(b)) lof__invalid_free(p, "double free");
     /* A thread that only frees (a consumer) gets a heap too, so its stats
      * counters are its own rather than a contended global. */
     if (h == &lof__heap_empty) h = lof__heap_get();

@@ -1,11 +1,13 @@
 /*
  * misuse.c -- detectable misuse aborts with a message instead of corrupting
- * the heap: double free (small by the owner, large, huge), free of a pointer
+ * the heap: double free (small by the owner or by another thread, large,
+ * huge), free of a pointer
  * inside a block, free of a block boundary never handed out, free of a
  * pointer that never came from lofalloc.  Each case
  * runs in a child (run_in_child) and must die by SIGABRT with "free():" and
  * the reason on stderr.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -26,6 +28,30 @@ static int small_double(void *arg) {
   lof_free(p);
   lof_free(q);
   lof_free(p);
+  return 0;
+}
+/* The second free comes from a thread that does not own the block's span. */
+static void *free_in_thread(void *p) {
+  lof_free(p);
+  return NULL;
+}
+static int small_double_remote(void *arg) {
+  (void)arg;
+  void *p = lof_malloc(40);
+  pthread_t t;
+  lof_free(p); /* the owner frees it ... */
+  if (pthread_create(&t, NULL, free_in_thread, p) != 0) return 1;
+  pthread_join(t, NULL); /* ... and another thread frees it again */
+  return 0;
+}
+static int small_double_remote_twice(void *arg) {
+  (void)arg;
+  void *p = lof_malloc(40);
+  pthread_t t;
+  for (int i = 0; i < 2; i++) { /* two other threads free it, one after the other */
+    if (pthread_create(&t, NULL, free_in_thread, p) != 0) return 1;
+    pthread_join(t, NULL);
+  }
   return 0;
 }
 static int large_double(void *arg) {
@@ -78,6 +104,11 @@ static void expect_abort(int (*fn)(void *), const char *what) {
 }
 
 static void test_small_double_free(void **s) { (void)s; expect_abort(small_double, "double free"); }
+static void test_small_double_free_remote(void **s) {
+  (void)s;
+  expect_abort(small_double_remote, "double free");
+  expect_abort(small_double_remote_twice, "double free");
+}
 static void test_large_double_free(void **s) { (void)s; expect_abort(large_double, "free(): "); }
 static void test_huge_double_free(void **s) { (void)s; expect_abort(huge_double, "invalid pointer"); }
 static void test_interior_pointer(void **s) { (void)s; expect_abort(interior, "invalid pointer"); }
@@ -90,7 +121,7 @@ int main(void) {
     cmocka_unit_test(test_small_double_free), cmocka_unit_test(test_large_double_free),
     cmocka_unit_test(test_huge_double_free),  cmocka_unit_test(test_interior_pointer),
     cmocka_unit_test(test_large_interior),    cmocka_unit_test(test_foreign_pointer),
-    cmocka_unit_test(test_never_allocated),
+    cmocka_unit_test(test_never_allocated),   cmocka_unit_test(test_small_double_free_remote),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
