@@ -164,7 +164,7 @@ static void test_large_lowest_address_first(void **state) {
  * only the spans made here; a span is max(64 KiB, 16 blocks) (sizeclass.c). */
 enum { FIFO_SIZE = 3500, FIFO_MAX = 64 };
 static void *fifo_thread(void *arg) {
-  void *b[3 * FIFO_MAX];
+  void *b[3 * FIFO_MAX] = {0};
   (void)arg;
   void *probe = lof_malloc(FIFO_SIZE);
   if (probe == NULL) return NULL;
