@@ -11,9 +11,9 @@
  * first fit), so large blocks pack into the low end of the oldest segments
  * and the holes they leave are filled before fresh pages are touched.  A
  * program growing buffers by realloc reaches about glibc's peak RSS this way
- * instead of 1.2x it (bench/lofbench realloc).  A free run remembers whether all its pages
- * read as zero (fresh or purged), which calloc uses to skip memset, and the
- * dirty ones sit on a list that decay (purge.c) walks.
+ * instead of 1.2x it (bench/lofbench realloc).  A free run remembers whether
+ * all its pages read as zero (fresh or purged), which calloc uses to skip
+ * memset, and the dirty ones sit on a list that decay (purge.c) walks.
  *
  * Threads are spread over the arenas round-robin; each arena has one mutex,
  * taken once per span (64 KiB+ of small objects) or per large block, never

@@ -16,12 +16,12 @@
  *  - Every small or large block lies in a 4 MiB segment whose base holds a
  *    lof_segment_t header, and that unit is set in the registry bitmap
  *    (segment.c).  free() masks the pointer, tests the bit, and only then
- *    reads the header.
- *  - A descriptor's owner is non-zero only while it heads a SMALL span that
- *    a live heap owns; arena.c zeroes it whenever the descriptor changes
- *    hands, so free's fast path needs no state test.  A pointer in no segment is looked up among the huge
+ *    reads the header.  A pointer in no segment is looked up among the huge
  *    blocks (huge.c, a hash table); one found nowhere is reported, never
  *    followed.
+ *  - A descriptor's owner is non-zero only while it heads a SMALL span that
+ *    a live heap owns; arena.c zeroes it whenever the descriptor changes
+ *    hands, so free's fast path needs no state test.
  *  - A span is described by seg->spans[first page]; seg->pagemap[i] gives the
  *    first page of the span holding page i.  The map is exact for every page
  *    of a small span and for the first and last page of large and free spans.

@@ -248,37 +248,44 @@ static inline void *span_pop(lof_heap_t *h, lof_span_t *s) {
 
 #define LOF_FULL_PROBE 8
 
-static void fulls_push(lof_heap_t *h, lof_span_t *s) {
-  list_push(&h->fulls[s->cls], s);
-  if (s->next == NULL) h->fulls_tail[s->cls] = s;
+/* A heap's per-class lists keep a tail too: spans[] (cur at its head) so
+ * that un-fulled spans can queue at its end, fulls[] so that the probe in
+ * the slow path can take its oldest. */
+static void tailed_push(lof_span_t **head, lof_span_t **tail, lof_span_t *s) {
+  list_push(head, s);
+  if (s->next == NULL) *tail = s;
 }
 
-static void fulls_remove(lof_heap_t *h, lof_span_t *s) {
-  if (h->fulls_tail[s->cls] == s) h->fulls_tail[s->cls] = s->prev;
-  list_remove(&h->fulls[s->cls], s);
-}
-
-/* spans[] keeps cur at its head; spans_tail names its last span. */
-static void spans_push(lof_heap_t *h, lof_span_t *s) {
-  list_push(&h->spans[s->cls], s);
-  if (s->next == NULL) h->spans_tail[s->cls] = s;
-}
-
-static void spans_append(lof_heap_t *h, lof_span_t *s) {
-  lof_span_t *tail = h->spans_tail[s->cls];
-  if (tail == NULL) {
-    spans_push(h, s);
+static void tailed_append(lof_span_t **head, lof_span_t **tail, lof_span_t *s) {
+  if (*tail == NULL) {
+    tailed_push(head, tail, s);
     return;
   }
-  s->prev = tail;
+  s->prev = *tail;
   s->next = NULL;
-  tail->next = s;
-  h->spans_tail[s->cls] = s;
+  (*tail)->next = s;
+  *tail = s;
 }
 
+static void tailed_remove(lof_span_t **head, lof_span_t **tail, lof_span_t *s) {
+  if (*tail == s) *tail = s->prev;
+  list_remove(head, s);
+}
+
+static void fulls_push(lof_heap_t *h, lof_span_t *s) {
+  tailed_push(&h->fulls[s->cls], &h->fulls_tail[s->cls], s);
+}
+static void fulls_remove(lof_heap_t *h, lof_span_t *s) {
+  tailed_remove(&h->fulls[s->cls], &h->fulls_tail[s->cls], s);
+}
+static void spans_push(lof_heap_t *h, lof_span_t *s) {
+  tailed_push(&h->spans[s->cls], &h->spans_tail[s->cls], s);
+}
+static void spans_append(lof_heap_t *h, lof_span_t *s) {
+  tailed_append(&h->spans[s->cls], &h->spans_tail[s->cls], s);
+}
 static void spans_remove(lof_heap_t *h, lof_span_t *s) {
-  if (h->spans_tail[s->cls] == s) h->spans_tail[s->cls] = s->prev;
-  list_remove(&h->spans[s->cls], s);
+  tailed_remove(&h->spans[s->cls], &h->spans_tail[s->cls], s);
 }
 
 static void span_to_full(lof_heap_t *h, lof_span_t *s) {
