@@ -20,8 +20,9 @@
  * on the small-object fast path, and never held across a system call.
  */
 #include <errno.h>
-#include <sched.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "frontend.h"
 #include "options.h"
@@ -30,11 +31,15 @@ LOF_HIDDEN lof_arena_t lof__arenas[LOF_MAX_ARENAS];
 LOF_HIDDEN unsigned lof__narenas = 1;
 
 LOF_HIDDEN void lof__arenas_init(void) {
-  cpu_set_t set;
-  unsigned n = 1;
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) n = (unsigned)CPU_COUNT(&set);
+  /* the raw call, like the OS layer's (the libc wrapper and CPU_COUNT map
+   * pages of libc few programs use); it returns the mask's size in bytes */
+  unsigned long mask[16] = {0};
+  unsigned n = 0;
+  long got = syscall(SYS_sched_getaffinity, 0, sizeof mask, mask);
+  for (long i = 0; got > 0 && i < got / (long)sizeof mask[0]; i++)
+    n += (unsigned)__builtin_popcountl(mask[i]);
+  if (n == 0) n = 1;
   n *= 2;
-  if (n < 1) n = 1;
   if (n > LOF_MAX_ARENAS) n = LOF_MAX_ARENAS;
   for (unsigned i = 0; i < LOF_MAX_ARENAS; i++) {
     pthread_mutex_init(&lof__arenas[i].lock, NULL);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "options.h"
+#include "os.h"
 
 typedef enum { OPT_BOOL, OPT_SIZE, OPT_ENUM, OPT_MS } option_kind_t;
 
@@ -127,13 +128,13 @@ static void option_apply_entry(const char *entry) {
 /* Before libc has set `environ` (a malloc from the dynamic loader), read the
  * environment from /proc/self/environ, one NUL-terminated entry at a time. */
 static void options_read_proc_environ(void) {
-  int fd = open("/proc/self/environ", O_RDONLY | O_CLOEXEC);
+  int fd = lof__os_open_read("/proc/self/environ");
   if (fd < 0) return;
   char chunk[1024], entry[256];
   size_t elen = 0;
   bool overflow = false;
   ssize_t n;
-  while ((n = read(fd, chunk, sizeof chunk)) > 0) {
+  while ((n = lof__os_read(fd, chunk, sizeof chunk)) > 0) {
     for (ssize_t i = 0; i < n; i++) {
       if (chunk[i] == '\0') {
         entry[elen] = '\0';
@@ -147,7 +148,7 @@ static void options_read_proc_environ(void) {
       }
     }
   }
-  close(fd);
+  lof__os_close(fd);
 }
 
 extern char **environ;

@@ -9,6 +9,8 @@
 #ifndef LOF_OS_H
 #define LOF_OS_H
 
+#include <sys/types.h>
+
 #include "internal.h"
 
 /* What the kernel offers, probed once by lof__os_probe(). */
@@ -27,6 +29,12 @@ LOF_HIDDEN void lof__os_probe(lof_os_caps_t *caps);
  * after "VmFlags:").  Returns 0, or -1 if the mapping was not found. */
 typedef int (*lof_os_vmflags_fn)(const void *addr, char *buf, size_t len);
 LOF_HIDDEN extern lof_os_vmflags_fn lof__os_vmflags_hook;
+
+/* open(path, O_RDONLY | O_CLOEXEC), read and close as raw system calls
+ * (results and errno as the libc calls). */
+LOF_HIDDEN int lof__os_open_read(const char *path);
+LOF_HIDDEN ssize_t lof__os_read(int fd, void *buf, size_t len);
+LOF_HIDDEN void lof__os_close(int fd);
 
 /* Read the VmFlags of the VMA containing addr from /proc/self/smaps. */
 LOF_HIDDEN int lof__os_read_vmflags(const void *addr, char *buf, size_t len);
