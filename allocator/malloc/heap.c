@@ -13,12 +13,17 @@
  * soon is still in cache.
  *
  * Other threads free onto the span's xfree stack (one CAS).  The owner takes
- * the whole stack with one exchange when its current span runs dry, before
- * bumping fresh blocks and before asking the arena for a new span.  Before
- * it takes a new span it also looks at the LOF_FULL_PROBE oldest spans of
- * `fulls` (the ones most likely emptied by other threads: a consumer frees in
- * the order a producer allocated) and rotates those still full to the front,
- * so the cost stays O(1) per span and no full span is forgotten.
+ * the whole stack with one exchange when its current span runs dry.  When
+ * cur is dry, the slow path uses blocks already carved before it carves
+ * fresh pages: cur's remote frees, the other spans on `spans`, then the
+ * LOF_FULL_PROBE oldest spans of `fulls` (the ones most likely emptied by
+ * other threads: a consumer frees in the order a producer allocated), those
+ * still full rotated to the front so the cost stays O(1) per span and no full
+ * span is forgotten.  Only then does it carve a page of `fresh` (the one span
+ * of the class with uncarved pages), and only when that has none does it
+ * adopt an abandoned span or ask the arena.  A span that empties while its
+ * class still has other spans becomes `fresh` again (kept, not released), so
+ * a class that swings around a span boundary keeps its own pages.
  *
  * When a thread exits (pthread key destructor) its empty spans go back to the
  * arena and the others are abandoned: owner = 0 and onto a global per-class
@@ -175,29 +180,31 @@ static bool span_collect(lof_span_t *s) {
   return true;
 }
 
-/* Make s->free non-empty if s has any block to give.  false: s is full. */
-static bool span_refill(lof_span_t *s) {
-  if (s->free) return true;
-  if (span_collect(s)) return true;
-  if (s->capacity < s->reserved) {
-    /* Bump: link up to one page worth of fresh blocks. */
-    size_t bs = s->block_size;
-    size_t k = LOF_PAGE_SIZE / bs;
-    if (k == 0) k = 1;
-    if (k > (size_t)(s->reserved - s->capacity)) k = s->reserved - s->capacity;
-    uintptr_t p = lof__span_start(s) + (size_t)s->capacity * bs;
-    lof_block_t *first = (lof_block_t *)p;
-    for (size_t i = 0; i + 1 < k; i++, p += bs) {
-      ((lof_block_t *)p)->next = (lof_block_t *)(p + bs);
-      ((lof_block_t *)p)->cookie = 0;
-    }
-    ((lof_block_t *)p)->next = NULL;
+/* Make s->free non-empty from blocks already carved (the free list, else
+ * the remote stack).  false: every carved block is in use. */
+static bool span_has_free(lof_span_t *s) {
+  return s->free != NULL || span_collect(s);
+}
+
+/* Carve up to one page worth of fresh blocks onto the (empty) free list.
+ * false: the span has no uncarved pages left. */
+static bool span_bump(lof_span_t *s) {
+  if (s->capacity >= s->reserved) return false;
+  size_t bs = s->block_size;
+  size_t k = LOF_PAGE_SIZE / bs;
+  if (k == 0) k = 1;
+  if (k > (size_t)(s->reserved - s->capacity)) k = s->reserved - s->capacity;
+  uintptr_t p = lof__span_start(s) + (size_t)s->capacity * bs;
+  lof_block_t *first = (lof_block_t *)p;
+  for (size_t i = 0; i + 1 < k; i++, p += bs) {
+    ((lof_block_t *)p)->next = (lof_block_t *)(p + bs);
     ((lof_block_t *)p)->cookie = 0;
-    s->capacity = (uint16_t)(s->capacity + k);
-    s->free = first;
-    return true;
   }
-  return false;
+  ((lof_block_t *)p)->next = NULL;
+  ((lof_block_t *)p)->cookie = 0;
+  s->capacity = (uint16_t)(s->capacity + k);
+  s->free = first;
+  return true;
 }
 
 static void span_release(lof_span_t *s) {
@@ -304,6 +311,14 @@ static void span_from_full(lof_heap_t *h, lof_span_t *s) {
   spans_append(h, s);
 }
 
+/* The slow path, in the order that keeps a class's footprint at its live
+ * peak: blocks already carved anywhere in the heap's spans of the class
+ * (cur's remote frees, then the other spans, then the oldest full spans'
+ * remote frees) before fresh pages.  Fresh pages come from the one span of
+ * the class with uncarved pages, h->fresh[cls], a page at a time, and a new
+ * span only when it has none left.  Carving cur's fresh page while another
+ * span held free blocks would, in time, touch every page of every span a
+ * class ever had. */
 LOF_HIDDEN void *lof__heap_alloc_slow(lof_heap_t *h, unsigned cls) {
   if (h == &lof__heap_empty) {
     h = lof__heap_get();
@@ -314,14 +329,14 @@ LOF_HIDDEN void *lof__heap_alloc_slow(lof_heap_t *h, unsigned cls) {
   }
   lof_span_t *s = h->cur[cls];
   if (s != &lof__span_empty) {
-    if (span_refill(s)) return span_pop(h, s);
+    if (span_has_free(s)) return span_pop(h, s);
     span_to_full(h, s);
     /* cur always names a span on spans[] (or the empty one) */
     h->cur[cls] = &lof__span_empty;
   }
   /* Another owned span with free blocks. */
   while ((s = h->spans[cls]) != NULL) {
-    if (span_refill(s)) goto use;
+    if (span_has_free(s)) goto use;
     span_to_full(h, s);
   }
   /* The oldest full spans may have been freed into by other threads. */
@@ -335,30 +350,62 @@ LOF_HIDDEN void *lof__heap_alloc_slow(lof_heap_t *h, unsigned cls) {
       fulls_push(h, f);
     }
   }
-  if ((s = h->spans[cls]) != NULL && span_refill(s)) goto use;
-  s = span_adopt(h, cls);
-  if (s == NULL) s = span_fresh(h, cls);
+  if ((s = h->spans[cls]) != NULL) goto use; /* the probe pushes only spans with blocks */
+  /* No carved block is free: fresh pages.  spans[] is empty here, so the
+   * fresh span (if any) is on fulls[]. */
+  s = h->fresh[cls];
   if (s == NULL) {
-    h->cur[cls] = &lof__span_empty;
-    errno = ENOMEM;
-    return NULL;
+    s = span_adopt(h, cls);
+    if (s == NULL) s = span_fresh(h, cls);
+    if (s == NULL) {
+      h->cur[cls] = &lof__span_empty;
+      errno = ENOMEM;
+      return NULL;
+    }
+    spans_push(h, s);
+    if (span_has_free(s)) goto use; /* an adopted span with free blocks */
+  } else {
+    fulls_remove(h, s);
+    s->full = 0;
+    spans_push(h, s);
+    if (span_has_free(s)) goto use; /* remote frees that came while it waited */
   }
-  spans_push(h, s);
-  if (!span_refill(s)) {
+  if (!span_bump(s)) {
+    h->fresh[cls] = NULL;
     span_to_full(h, s); /* an adopted span still full: try again */
     return lof__heap_alloc_slow(h, cls);
   }
+  h->fresh[cls] = s->capacity < s->reserved ? s : NULL;
 use:
   h->cur[cls] = s;
   return span_pop(h, s);
 }
 
+/* An empty span of a class still in use (h owns other spans of it) is kept
+ * as the class's fresh span, its blocks uncarved again, rather than
+ * released: a class whose count hovers at a span boundary would otherwise
+ * hand the span to the arena and take another at each swing (churn: 3600
+ * times in 30M mallocs), and the arena may give the class other pages, or
+ * give these resident pages to a class that never carves them.  At most one
+ * such span per class; lof_purge and malloc_trim release it. */
+static void span_park_or_release(lof_heap_t *h, lof_span_t *s) {
+  unsigned cls = s->cls;
+  spans_remove(h, s);
+  if ((h->fresh[cls] == NULL || h->fresh[cls] == s) && (h->spans[cls] != NULL || h->fulls[cls] != NULL)) {
+    s->capacity = 0;
+    s->free = NULL;
+    h->fresh[cls] = s;
+    fulls_push(h, s); /* the fresh span waits on fulls[] (see the slow path) */
+    s->full = 1;
+    return;
+  }
+  if (h->fresh[cls] == s) h->fresh[cls] = NULL;
+  span_release(s);
+}
+
 LOF_HIDDEN void lof__heap_free_event(lof_heap_t *h, lof_span_t *s) {
   if (s->full) span_from_full(h, s);
-  if (s->used == 0 && s != h->cur[s->cls]) {
-    spans_remove(h, s);
-    span_release(s);
-  }
+  if (s->used == 0 && s != h->cur[s->cls]) span_park_or_release(h, s);
 }
 
 LOF_HIDDEN void lof__span_remote_free(lof_span_t *s, lof_block_t *b) {
@@ -377,13 +424,14 @@ LOF_HIDDEN size_t lof__heap_collect(lof_heap_t *h) {
     lof_span_t *next;
     for (lof_span_t *f = h->fulls[c]; f != NULL; f = next) {
       next = f->next;
-      if (span_collect(f)) span_from_full(h, f);
+      if (span_collect(f) || f->used == 0) span_from_full(h, f); /* used 0: the parked span */
     }
     for (lof_span_t *s = h->spans[c]; s != NULL; s = next) {
       next = s->next;
       span_collect(s);
       if (s->used == 0) {
         if (h->cur[c] == s) h->cur[c] = &lof__span_empty;
+        if (h->fresh[c] == s) h->fresh[c] = NULL;
         spans_remove(h, s);
         span_release(s);
         released++;
@@ -441,6 +489,7 @@ static void heap_thread_exit(void *arg) {
     heap_abandon_list(&h->fulls[c]);
     h->spans_tail[c] = NULL;
     h->fulls_tail[c] = NULL;
+    h->fresh[c] = NULL;
     h->cur[c] = &lof__span_empty;
   }
   int64_t a = atomic_load_explicit(&h->allocated, memory_order_relaxed);
@@ -534,6 +583,12 @@ LOF_HIDDEN int lof__heap_check(lof_heap_t *h) {
     }
     if (h->cur[c] != &lof__span_empty && h->cur[c] != h->spans[c]) {
       lof__message("check: heap %u class %u: current span is not the head of its list", h->id, c);
+      return -1;
+    }
+    lof_span_t *f = h->fresh[c];
+    if (f != NULL && (f->cls != c || f->capacity >= f->reserved || heap_check_span(h, f) != 0)) {
+      lof__message("check: heap %u class %u: fresh span %p has no pages to carve", h->id, c,
+                   (void *)f);
       return -1;
     }
     if (h->cur[c] != &lof__span_empty && h->cur[c]->cls != c) {

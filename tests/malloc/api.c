@@ -195,6 +195,72 @@ static void test_unfulled_spans_oldest_first(void **state) {
   assert_ptr_equal(ok, (void *)1);
 }
 
+/* The slow path hands out a block already carved anywhere in the heap's
+ * spans of the class before it carves a fresh page: here a hole freed in a
+ * full span comes before the current span's next uncarved page.  (Carving
+ * first would, in time, touch every page of every span a class ever had.)
+ * 1000 bytes is the 1024 class: 64 blocks a span, 4 a page. */
+static void *holes_thread(void *arg) {
+  enum { N = 64 + 4 };
+  void *b[N] = {0};
+  (void)arg;
+  for (int i = 0; i < N; i++)
+    if ((b[i] = lof_malloc(1000)) == NULL) return NULL;
+  /* b[0..63] fill span A; b[64..67] are the first carved page of span B */
+  void *hole = b[10];
+  lof_free(hole);
+  void *next = lof_malloc(1000);
+  for (int i = 0; i < N; i++)
+    if (b[i] != hole) lof_free(b[i]);
+  lof_free(next);
+  if (lof_check() != 0) return (void *)3;
+  return next == hole ? (void *)1 : (void *)2;
+}
+
+static void test_holes_before_fresh_pages(void **state) {
+  (void)state;
+  pthread_t t;
+  void *ok = NULL;
+  assert_int_equal(pthread_create(&t, NULL, holes_thread, NULL), 0);
+  assert_int_equal(pthread_join(t, &ok), 0);
+  assert_ptr_equal(ok, (void *)1);
+}
+
+/* A span that empties while its class is still in use (the heap owns other
+ * spans of it) stays with the heap as the class's fresh span instead of
+ * going back to the arena, and the class carves it again.  A free run lower
+ * in the arena (L) shows which happened: a span the arena handed out anew
+ * would start at L (address-ordered fit), the kept one at A.  16384 bytes:
+ * 16 blocks a 256 KiB span. */
+static void *park_thread(void *arg) {
+  enum { PER = 16 };
+  void *a[PER], *b[PER];
+  (void)arg;
+  void *low = lof_malloc(256 << 10);
+  if (low == NULL) return NULL;
+  for (int i = 0; i < PER; i++)
+    if ((a[i] = lof_malloc(16384)) == NULL) return NULL;
+  for (int i = 0; i < PER; i++)
+    if ((b[i] = lof_malloc(16384)) == NULL) return NULL;
+  lof_free(low);
+  for (int i = 0; i < PER; i++) lof_free(a[i]); /* span A empties; B is current */
+  void *again = lof_malloc(16384);
+  for (int i = 0; i < PER; i++) lof_free(b[i]);
+  lof_free(again);
+  if (lof_check() != 0) return (void *)4;
+  if (again == low) return (void *)2;
+  return again == a[0] ? (void *)1 : (void *)3;
+}
+
+static void test_emptied_span_kept_for_its_class(void **state) {
+  (void)state;
+  pthread_t t;
+  void *ok = NULL;
+  assert_int_equal(pthread_create(&t, NULL, park_thread, NULL), 0);
+  assert_int_equal(pthread_join(t, &ok), 0);
+  assert_ptr_equal(ok, (void *)1);
+}
+
 static void test_usable_size_every_size(void **state) {
   (void)state;
   for (size_t n = 0; n <= 70000; n += (n < 2048 ? 1 : 97)) {
@@ -245,6 +311,8 @@ int main(void) {
     cmocka_unit_test(test_large_lowest_address_first), /* first: wants a fresh arena */
     cmocka_unit_test(test_malloc_zero_and_free_null),
     cmocka_unit_test(test_unfulled_spans_oldest_first),
+    cmocka_unit_test(test_holes_before_fresh_pages),
+    cmocka_unit_test(test_emptied_span_kept_for_its_class),
     cmocka_unit_test(test_calloc_overflow),
     cmocka_unit_test(test_reallocarray_overflow),
     cmocka_unit_test(test_malloc_huge_fails),
