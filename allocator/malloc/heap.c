@@ -363,7 +363,8 @@ LOF_HIDDEN void *lof__heap_alloc_slow(lof_heap_t *h, unsigned cls) {
       return NULL;
     }
     spans_push(h, s);
-    if (span_has_free(s)) goto use; /* an adopted span with free blocks */
+    if (s->capacity < s->reserved) h->fresh[cls] = s; /* new, or adopted with pages to carve */
+    if (span_has_free(s)) goto use;                     /* adopted with free blocks */
   } else {
     fulls_remove(h, s);
     s->full = 0;
