@@ -82,6 +82,24 @@ LOF_EXPORT void *lof_malloc(size_t size) {
 
 /* ---- free ---------------------------------------------------------------- */
 
+/* Another thread's small block, known to start a block.  Every free block
+ * carries its cookie (set by any free, cleared when malloc hands the block
+ * out), so finding it here means the block is already free.  This thread may
+ * not walk the owner's lists to confirm; a live block holding exactly its
+ * own address ^ the per-process secret is not a risk worth a walk. */
+static void free_remote(lof_span_t *s, lof_block_t *b) {
+  if (b->cookie == lof__block_cookie(b)) lof__invalid_free(b, "double free");
+  /* A thread that only frees (a consumer) gets a heap too, so its stats
+   * counters are its own rather than a contended global. */
+  lof_heap_t *h = lof__heap_tls;
+  if (h == &lof__heap_empty) h = lof__heap_get();
+  if (h != NULL)
+    lof__stat_small(h, s->cls, -1);
+  else
+    lof__stat_global(-(int64_t)s->block_size, -1);
+  lof__span_remote_free(s, b);
+}
+
 /* Everything but the owner's plain small free: misuse reports, the double
  * free confirmation, cross-thread frees, large and huge blocks.  Takes only
  * the pointer so the fast path in lof_free keeps no registers alive. */
@@ -110,20 +128,7 @@ static LOF_NOINLINE void free_slow(void *p) {
   lof_block_t *b = p;
   lof_heap_t *h = lof__heap_tls;
   if (atomic_load_explicit(&s->owner, memory_order_relaxed) != h->id) {
-    /* Another thread's block.  Every free block carries its cookie (set by
-     * any free, cleared when malloc hands the block out), so finding it here
-     * means the block is already free.  This thread may not walk the
-     * owner's lists to confirm; a live block holding exactly its own
-     * address ^ the per-process secret is not a risk worth a walk. */
-    if (b->cookie == lof__block_cookie(b)) lof__invalid_free(p, "double free");
-    /* A thread that only frees (a consumer) gets a heap too, so its stats
-     * counters are its own rather than a contended global. */
-    if (h == &lof__heap_empty) h = lof__heap_get();
-    if (h != NULL)
-      lof__stat_small(h, s->cls, -1);
-    else
-      lof__stat_global(-(int64_t)s->block_size, -1);
-    lof__span_remote_free(s, b);
+    free_remote(s, b);
     return;
   }
   /* capacity is the owner's: only it may read it */
@@ -134,6 +139,21 @@ static LOF_NOINLINE void free_slow(void *p) {
   s->free = b;
   lof__stat_small(h, s->cls, -1);
   if (--s->used == 0 || s->full) lof__heap_free_event(h, s);
+}
+
+/* lof_free of a block in a registered segment whose span this thread does
+ * not own as a small span.  A non-zero owner means a small span of another
+ * live heap (arena.c clears it whenever a descriptor stops heading one): the
+ * cross-thread free, done here without repeating lof_free's lookups.  Large
+ * blocks and misuse go to free_slow. */
+static LOF_NOINLINE void free_not_own(void *p, lof_span_t *s, uint32_t boff) {
+  if (atomic_load_explicit(&s->owner, memory_order_relaxed) == 0) {
+    free_slow(p);
+    return;
+  }
+  uint32_t idx = (uint32_t)(((uint64_t)boff * s->inv) >> 32);
+  if (idx * s->block_size != boff) lof__invalid_free(p, "invalid pointer (not the start of a block)");
+  free_remote(s, p);
 }
 
 LOF_EXPORT void lof_free(void *p) {
@@ -154,7 +174,7 @@ LOF_EXPORT void lof_free(void *p) {
    * descriptor stops heading a small span), so one compare tells "a small
    * block of this thread's". */
   if (LOF_UNLIKELY(atomic_load_explicit(&s->owner, memory_order_relaxed) != h->id)) {
-    free_slow(p);
+    free_not_own(p, s, (uint32_t)(off - (first << LOF_PAGE_SHIFT)));
     return;
   }
   /* The owner's free: cheap checks (start of a block, carved, not freed).
