@@ -54,6 +54,14 @@ static int small_double_remote_twice(void *arg) {
   }
   return 0;
 }
+static int interior_remote(void *arg) {
+  (void)arg;
+  char *p = lof_malloc(100);
+  pthread_t t;
+  if (pthread_create(&t, NULL, free_in_thread, p + 16) != 0) return 1;
+  pthread_join(t, NULL);
+  return 0;
+}
 static int large_double(void *arg) {
   (void)arg;
   void *p = lof_malloc(100000);
@@ -111,7 +119,11 @@ static void test_small_double_free_remote(void **s) {
 }
 static void test_large_double_free(void **s) { (void)s; expect_abort(large_double, "free(): "); }
 static void test_huge_double_free(void **s) { (void)s; expect_abort(huge_double, "invalid pointer"); }
-static void test_interior_pointer(void **s) { (void)s; expect_abort(interior, "invalid pointer"); }
+static void test_interior_pointer(void **s) {
+  (void)s;
+  expect_abort(interior, "invalid pointer");
+  expect_abort(interior_remote, "not the start of a block"); /* freed by another thread */
+}
 static void test_never_allocated(void **s) { (void)s; expect_abort(never_allocated, "never allocated"); }
 static void test_large_interior(void **s) { (void)s; expect_abort(large_interior, "invalid pointer"); }
 static void test_foreign_pointer(void **s) { (void)s; expect_abort(foreign, "invalid pointer"); }
