@@ -392,7 +392,8 @@ use:
 static void span_park_or_release(lof_heap_t *h, lof_span_t *s) {
   unsigned cls = s->cls;
   spans_remove(h, s);
-  if ((h->fresh[cls] == NULL || h->fresh[cls] == s) && (h->spans[cls] != NULL || h->fulls[cls] != NULL)) {
+  bool class_in_use = h->spans[cls] != NULL || h->fulls[cls] != NULL;
+  if (class_in_use && (h->fresh[cls] == NULL || h->fresh[cls] == s)) {
     s->capacity = 0;
     s->free = NULL;
     h->fresh[cls] = s;
