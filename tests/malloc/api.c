@@ -157,6 +157,16 @@ static void test_large_lowest_address_first(void **state) {
   assert_int_equal(lof_check(), 0);
 }
 
+/* Run fn in a fresh thread (its heap holds only the spans fn makes) and
+ * expect it to return (void *)1; other values name the failed step. */
+static void assert_fresh_thread_returns_1(void *(*fn)(void *)) {
+  pthread_t t;
+  void *ok = NULL;
+  assert_int_equal(pthread_create(&t, NULL, fn, NULL), 0);
+  assert_int_equal(pthread_join(t, &ok), 0);
+  assert_ptr_equal(ok, (void *)1);
+}
+
 /* Spans that get a block back after being full are used oldest first: a
  * block freed into a full span earlier is handed out before one freed into
  * another full span later (LIFO would switch span at nearly every malloc of
@@ -188,11 +198,7 @@ static void *fifo_thread(void *arg) {
 
 static void test_unfulled_spans_oldest_first(void **state) {
   (void)state;
-  pthread_t t;
-  void *ok = NULL;
-  assert_int_equal(pthread_create(&t, NULL, fifo_thread, NULL), 0);
-  assert_int_equal(pthread_join(t, &ok), 0);
-  assert_ptr_equal(ok, (void *)1);
+  assert_fresh_thread_returns_1(fifo_thread);
 }
 
 /* The slow path hands out a block already carved anywhere in the heap's
@@ -219,11 +225,7 @@ static void *holes_thread(void *arg) {
 
 static void test_holes_before_fresh_pages(void **state) {
   (void)state;
-  pthread_t t;
-  void *ok = NULL;
-  assert_int_equal(pthread_create(&t, NULL, holes_thread, NULL), 0);
-  assert_int_equal(pthread_join(t, &ok), 0);
-  assert_ptr_equal(ok, (void *)1);
+  assert_fresh_thread_returns_1(holes_thread);
 }
 
 /* A span that empties while its class is still in use (the heap owns other
@@ -254,11 +256,7 @@ static void *park_thread(void *arg) {
 
 static void test_emptied_span_kept_for_its_class(void **state) {
   (void)state;
-  pthread_t t;
-  void *ok = NULL;
-  assert_int_equal(pthread_create(&t, NULL, park_thread, NULL), 0);
-  assert_int_equal(pthread_join(t, &ok), 0);
-  assert_ptr_equal(ok, (void *)1);
+  assert_fresh_thread_returns_1(park_thread);
 }
 
 static void test_usable_size_every_size(void **state) {
