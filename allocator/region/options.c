@@ -8,12 +8,10 @@
  * environment is ignored and every option keeps its default.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/auxv.h>
-#include <unistd.h>
 
 #include "options.h"
 #include "os.h"

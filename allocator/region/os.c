@@ -35,7 +35,8 @@ static int os_munlock(void *addr, size_t len) {
 /* Files are read with raw system calls too: the libc wrappers of open, read
  * and close (and strstr, sched_getaffinity) sit in pages of libc that a
  * program may never run, and calling them at start-up maps those pages into
- * every process that preloads us (about 100 KiB of RSS, measured). */
+ * every process that preloads us (a one-malloc program's VmHWM went from
+ * 1528 to 1464 KiB without them). */
 LOF_HIDDEN int lof__os_open_read(const char *path) {
   return (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
 }
