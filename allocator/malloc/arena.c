@@ -213,7 +213,8 @@ static void arena_maybe_decay(lof_arena_t *a, uint64_t now) {
 }
 
 LOF_HIDDEN lof_span_t *lof__arena_alloc(lof_arena_t *a, size_t npages, size_t align,
-                                        uint8_t state, bool *zero) {
+                                        uint8_t state, unsigned cls, uint32_t owner,
+                                        bool *zero) {
   size_t apages = align > LOF_PAGE_SIZE ? align >> LOF_PAGE_SHIFT : 1;
   size_t want = npages + apages - 1;
   if (want > LOF_SEG_USABLE_PAGES) {
@@ -228,6 +229,7 @@ LOF_HIDDEN lof_span_t *lof__arena_alloc(lof_arena_t *a, size_t npages, size_t al
       uintptr_t start = lof__span_start(s);
       size_t off = (LOF_ALIGN_UP(start, apages << LOF_PAGE_SHIFT) - start) >> LOF_PAGE_SHIFT;
       lof_span_t *r = arena_carve(a, s, off, npages);
+      if (state == LOF_SPAN_SMALL) lof__span_init_small(r, cls, owner);
       r->state = state;
       *zero = r->zero;
       arena_maybe_decay(a, lof__now_ms());

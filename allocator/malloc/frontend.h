@@ -203,10 +203,14 @@ LOF_HIDDEN extern unsigned lof__narenas;
 
 LOF_HIDDEN void lof__arenas_init(void);
 /* A run of npages from arena a (locks it), labelled state (SMALL or LARGE)
- * under the lock, since neighbours read it when they coalesce.  *zero tells
+ * under the lock, since neighbours read it when they coalesce; a SMALL run
+ * gets its geometry for class cls and its owner under the lock too
+ * (lof__span_init_small; cls and owner are ignored for LARGE).  *zero tells
  * whether it reads as zero.  NULL + ENOMEM when no segment can be committed. */
 LOF_HIDDEN lof_span_t *lof__arena_alloc(lof_arena_t *a, size_t npages, size_t align,
-                                        uint8_t state, bool *zero);
+                                        uint8_t state, unsigned cls, uint32_t owner,
+                                        bool *zero);
+LOF_HIDDEN void lof__span_init_small(lof_span_t *s, unsigned cls, uint32_t owner);
 /* Give a span back to its arena (locks it); coalesces, may run decay. */
 LOF_HIDDEN void lof__arena_free(lof_span_t *s);
 /* Try to grow/shrink a large span in place to npages (locks).  true on success. */

@@ -18,7 +18,7 @@ LOF_HIDDEN void *lof__large_alloc(size_t size, size_t align, bool *zero) {
   lof_heap_t *h = lof__heap_get();
   lof_arena_t *a = h != NULL ? h->arena : &lof__arenas[0];
   size_t np = (size + LOF_PAGE_SIZE - 1) >> LOF_PAGE_SHIFT;
-  lof_span_t *s = lof__arena_alloc(a, np, align, LOF_SPAN_LARGE, zero);
+  lof_span_t *s = lof__arena_alloc(a, np, align, LOF_SPAN_LARGE, 0, 0, zero);
   if (s == NULL) {
     errno = ENOMEM;
     return NULL;
