@@ -82,6 +82,14 @@ LOF_EXPORT void *lof_malloc(size_t size) {
 
 /* ---- free ---------------------------------------------------------------- */
 
+/* The index of the block of small span s at byte offset boff into the span,
+ * or an abort when p is not the start of a block. */
+static uint32_t block_index_or_die(const void *p, const lof_span_t *s, uint32_t boff) {
+  uint32_t idx = (uint32_t)(((uint64_t)boff * s->inv) >> 32);
+  if (idx * s->block_size != boff) lof__invalid_free(p, "invalid pointer (not the start of a block)");
+  return idx;
+}
+
 /* Another thread's small block, known to start a block.  Every free block
  * carries its cookie (set by any free, cleared when malloc hands the block
  * out), so finding it here means the block is already free.  This thread may
@@ -122,9 +130,7 @@ static LOF_NOINLINE void free_slow(void *p) {
       lof__invalid_free(p, "double free or invalid pointer");
     lof__invalid_free(p, "invalid pointer");
   }
-  uint32_t boff = (uint32_t)(off - (first << LOF_PAGE_SHIFT));
-  uint32_t idx = (uint32_t)(((uint64_t)boff * s->inv) >> 32);
-  if (idx * s->block_size != boff) lof__invalid_free(p, "invalid pointer (not the start of a block)");
+  uint32_t idx = block_index_or_die(p, s, (uint32_t)(off - (first << LOF_PAGE_SHIFT)));
   lof_block_t *b = p;
   lof_heap_t *h = lof__heap_tls;
   if (atomic_load_explicit(&s->owner, memory_order_relaxed) != h->id) {
@@ -151,8 +157,7 @@ static LOF_NOINLINE void free_not_own(void *p, lof_span_t *s, uint32_t boff) {
     free_slow(p);
     return;
   }
-  uint32_t idx = (uint32_t)(((uint64_t)boff * s->inv) >> 32);
-  if (idx * s->block_size != boff) lof__invalid_free(p, "invalid pointer (not the start of a block)");
+  block_index_or_die(p, s, boff);
   free_remote(s, p);
 }
 
