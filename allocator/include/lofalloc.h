@@ -62,7 +62,7 @@ typedef enum lof_backend {
 } lof_backend_t;
 
 /* ---- statistics --------------------------------------------------------- */
-#define LOF_STATS_VERSION 1
+#define LOF_STATS_VERSION 2
 
 /* Versioned: callers pass sizeof(lof_stats_t); fields are only ever appended.
  * Byte counts are exact counters kept by the region layer unless noted. */
@@ -89,6 +89,16 @@ typedef struct lof_stats {
   /* filled by the malloc frontend */
   uint64_t allocated;        /* bytes handed out by malloc and not yet freed (usable size) */
   uint64_t allocations;      /* live allocations */
+  /* version 2 */
+  uint64_t meta_locked;      /* the library's own bookkeeping locked on fault (range, as VmLck
+                              * counts it); VmLck = locked_range + meta_locked + what the
+                              * program locks itself */
+  uint64_t meta_unlocked;    /* bookkeeping left unlocked (the budget had no room) */
+  uint64_t memlock_limit;    /* RLIMIT_MEMLOCK that applies: 0 = none (CAP_IPC_LOCK),
+                              * UINT64_MAX = unlimited */
+  uint64_t cgroup_limit;     /* the memory cgroup's limit in force as a budget (0 = none) */
+  uint64_t release_failures; /* unmaps the kernel refused */
+  uint64_t leaked;           /* bytes still mapped after such refusals (still counted above) */
 } lof_stats_t;
 
 /* Fill *out (out_size = sizeof(*out)).  Reading locked_resident, resident and

@@ -1,14 +1,22 @@
 /*
  * os.c -- the OS layer: every system call of the region layer (mmap,
- * mprotect, mlock2, munlock, madvise, mremap, munmap) and the two readers of
- * /proc the allocator needs (a mapping's VmFlags; Rss/Locked sums over the
- * heap).  Contracts are in os.h.  Nothing here allocates or takes a lock.
+ * mprotect, mlock2, munlock, madvise, mremap, munmap, memfd_create, capget,
+ * prlimit) and the two readers of /proc the allocator needs (a mapping's
+ * VmFlags; Rss/Locked sums over the heap).  Contracts are in os.h.  Nothing
+ * here allocates or takes a lock.
+ *
+ * Every call is a raw system call (syscall(2)), never the libc wrapper: a
+ * program (or liblofalloc-jemalloc-process) may interpose mmap and friends,
+ * and a sanitizer runtime turns munlock/mlockall into no-ops.  Each call goes
+ * through os_fault(), the fault-injection seam of test builds (LOF_TESTING):
+ * a test can make the k-th call of a site fail with any errno.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -22,13 +30,74 @@ static bool os_dontneed_locked = true; /* set by the probe */
 #define OS_RW (PROT_READ | PROT_WRITE)
 #define OS_ANON (MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE)
 
-/* Raw system calls for the lock family: sanitizer runtimes intercept the
- * libc wrappers of munlock/mlockall and turn them into no-ops. */
+/* ---- the fault-injection seam (test builds only) --------------------------- */
+
+#ifdef LOF_TESTING
+typedef struct os_fault_plan {
+  _Atomic unsigned countdown; /* calls left before the failure; 0 = disarmed */
+  int err;                    /* errno of the failure */
+  bool sticky;                /* keep failing every call after the first */
+  _Atomic unsigned calls;     /* calls seen at this site (for the sweep) */
+} os_fault_plan_t;
+static os_fault_plan_t os_faults[LOF_OS_SITE_COUNT];
+
+void lof__os_inject(lof_os_site_t site, unsigned nth, int err, bool sticky) {
+  os_faults[site].err = err;
+  os_faults[site].sticky = sticky;
+  atomic_store(&os_faults[site].countdown, nth);
+}
+
+unsigned lof__os_calls(lof_os_site_t site) { return atomic_load(&os_faults[site].calls); }
+
+/* True (errno set) when this call of site is to fail. */
+static bool os_fault(lof_os_site_t site) {
+  os_fault_plan_t *f = &os_faults[site];
+  atomic_fetch_add_explicit(&f->calls, 1, memory_order_relaxed);
+  unsigned c = atomic_load_explicit(&f->countdown, memory_order_relaxed);
+  while (c != 0) {
+    unsigned next = (c == 1 && f->sticky) ? 1 : c - 1;
+    if (atomic_compare_exchange_weak(&f->countdown, &c, next)) {
+      if (c != 1) return false;
+      errno = f->err;
+      return true;
+    }
+  }
+  return false;
+}
+#define OS_FAULT(site, fail) do { if (os_fault(site)) return (fail); } while (0)
+#else
+#define OS_FAULT(site, fail) ((void)0)
+#endif
+
+/* ---- raw system calls ---------------------------------------------------- */
+
+static void *os_mmap(void *addr, size_t len, int prot, int flags, int fd) {
+  OS_FAULT(LOF_OS_MMAP, MAP_FAILED);
+  return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, (off_t)0);
+}
+
+static int os_munmap(void *addr, size_t len) {
+  OS_FAULT(LOF_OS_MUNMAP, -1);
+  return (int)syscall(SYS_munmap, addr, len);
+}
+
+static int os_mprotect(void *addr, size_t len, int prot) {
+  OS_FAULT(LOF_OS_MPROTECT, -1);
+  return (int)syscall(SYS_mprotect, addr, len, prot);
+}
+
+static int os_madvise(void *addr, size_t len, int advice) {
+  OS_FAULT(LOF_OS_MADVISE, -1);
+  return (int)syscall(SYS_madvise, addr, len, advice);
+}
+
 static int os_mlock2(void *addr, size_t len, unsigned flags) {
+  OS_FAULT(LOF_OS_MLOCK2, -1);
   return (int)syscall(SYS_mlock2, addr, len, flags);
 }
 
 static int os_munlock(void *addr, size_t len) {
+  OS_FAULT(LOF_OS_MUNLOCK, -1);
   return (int)syscall(SYS_munlock, addr, len);
 }
 
@@ -205,15 +274,30 @@ static bool os_thp_always(void) {
 }
 
 /* A kernel that knows MAP_LOCKONFAULT accepts it under MAP_SHARED_VALIDATE
- * (or refuses it for locking reasons); one that does not says EOPNOTSUPP. */
+ * (or refuses it for locking reasons); one that does not says EOPNOTSUPP.
+ * MAP_SHARED_VALIDATE checks flags only for file-backed mappings (with
+ * MAP_ANONYMOUS every kernel says EINVAL), hence the one-page memfd. */
 static bool os_validate_probe(void) {
-  void *p = mmap(NULL, LOF_PAGE_SIZE, OS_RW,
-                 MAP_SHARED_VALIDATE | MAP_ANONYMOUS | MAP_LOCKONFAULT, -1, 0);
-  if (p != MAP_FAILED) {
-    munmap(p, LOF_PAGE_SIZE);
-    return true;
+  int fd = (int)syscall(SYS_memfd_create, "lofalloc-probe", 1u /* MFD_CLOEXEC */);
+  if (fd < 0) return false;
+  bool known = false;
+  if (syscall(SYS_ftruncate, fd, (off_t)LOF_PAGE_SIZE) == 0) {
+    void *p = os_mmap(NULL, LOF_PAGE_SIZE, OS_RW, MAP_SHARED_VALIDATE | MAP_LOCKONFAULT, fd);
+    if (p != MAP_FAILED) {
+      os_munmap(p, LOF_PAGE_SIZE);
+      known = true;
+    } else {
+      known = errno == EPERM || errno == EAGAIN || errno == ENOMEM;
+    }
   }
-  return errno == EPERM || errno == EAGAIN || errno == ENOMEM;
+  lof__os_close(fd);
+  return known;
+}
+
+/* madvise(MADV_DONTNEED_LOCKED) on a touched page of p (EINVAL before 5.18). */
+static bool os_probe_dontneed_locked(void *p) {
+  *(volatile char *)p = 1;
+  return os_madvise(p, LOF_PAGE_SIZE, MADV_DONTNEED_LOCKED) == 0;
 }
 
 void lof__os_probe(lof_os_caps_t *caps) {
@@ -223,88 +307,206 @@ void lof__os_probe(lof_os_caps_t *caps) {
   caps->thp_always = os_thp_always();
 
   /* 1. A plain mapping tells whether mlockall(MCL_FUTURE[|MCL_ONFAULT]) is in force. */
-  void *plain = mmap(NULL, LOF_PAGE_SIZE, OS_RW, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void *plain = os_mmap(NULL, LOF_PAGE_SIZE, OS_RW, MAP_PRIVATE | MAP_ANONYMOUS, -1);
   bool plain_lf = false;
   if (plain != MAP_FAILED) {
     if (lof__os_read_vmflags(plain, flags, sizeof flags) == 0) {
       if (os_flags_have(flags, "lo")) caps->mlockall_flags |= MCL_FUTURE;
       if (os_flags_have(flags, "lf")) caps->mlockall_flags |= MCL_ONFAULT, plain_lf = true;
     }
-    munmap(plain, LOF_PAGE_SIZE);
+    os_munmap(plain, LOF_PAGE_SIZE);
   }
 
-  /* 2. A mapping with the flag: VmFlags shows "lf" only if it was honoured. */
-  void *p = mmap(NULL, LOF_PAGE_SIZE, OS_RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_LOCKONFAULT, -1, 0);
+  /* 2. A mapping with the flag: VmFlags shows "lf" only if it was honoured
+   * (or if MCL_ONFAULT makes every mapping lf: then the memfd probe decides). */
+  void *p = os_mmap(NULL, LOF_PAGE_SIZE, OS_RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_LOCKONFAULT, -1);
   if (p != MAP_FAILED) {
     if (lof__os_read_vmflags(p, flags, sizeof flags) == 0 && os_flags_have(flags, "lf"))
       caps->map_lockonfault = plain_lf ? os_validate_probe() : true;
-    /* 3. MADV_DONTNEED_LOCKED on a touched page (EINVAL before 5.18). */
-    *(volatile char *)p = 1;
-    caps->dontneed_locked = madvise(p, LOF_PAGE_SIZE, MADV_DONTNEED_LOCKED) == 0;
-    munmap(p, LOF_PAGE_SIZE);
+    caps->dontneed_locked = os_probe_dontneed_locked(p);
+    os_munmap(p, LOF_PAGE_SIZE);
   } else {
     /* Refused for locking reasons (RLIMIT_MEMLOCK 0 without CAP_IPC_LOCK)
      * means the kernel knows the flag. */
     if (errno == EPERM || errno == EAGAIN) caps->map_lockonfault = os_validate_probe();
-    void *q = mmap(NULL, LOF_PAGE_SIZE, OS_RW, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *q = os_mmap(NULL, LOF_PAGE_SIZE, OS_RW, MAP_PRIVATE | MAP_ANONYMOUS, -1);
     if (q != MAP_FAILED) {
-      *(volatile char *)q = 1;
-      caps->dontneed_locked = madvise(q, LOF_PAGE_SIZE, MADV_DONTNEED_LOCKED) == 0;
-      munmap(q, LOF_PAGE_SIZE);
+      caps->dontneed_locked = os_probe_dontneed_locked(q);
+      os_munmap(q, LOF_PAGE_SIZE);
     }
   }
   os_dontneed_locked = caps->dontneed_locked;
   errno = saved;
 }
 
+/* ---- limits and capabilities -------------------------------------------- */
+
+bool lof__os_have_ipc_lock(void) {
+  struct { uint32_t version; int pid; } hdr = {0x20080522, 0}; /* _LINUX_CAPABILITY_VERSION_3 */
+  struct { uint32_t effective, permitted, inheritable; } data[2];
+  if (syscall(SYS_capget, &hdr, data) != 0) return false;
+  return (data[0].effective >> 14) & 1; /* CAP_IPC_LOCK = 14 */
+}
+
+uint64_t lof__os_memlock_limit(void) {
+  struct rlimit rl;
+  if (syscall(SYS_prlimit64, 0, RLIMIT_MEMLOCK, NULL, &rl) != 0) return UINT64_MAX;
+  return rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_cur;
+}
+
+/* ---- the memory cgroup's limit ------------------------------------------------- */
+
+/* The first decimal number in a file ("max" and unreadable files: none). */
+static uint64_t os_read_u64_file(const char *path, const char *key) {
+  char buf[4096];
+  int fd = lof__os_open_read(path);
+  if (fd < 0) return UINT64_MAX;
+  ssize_t n = lof__os_read(fd, buf, sizeof buf - 1);
+  lof__os_close(fd);
+  if (n <= 0) return UINT64_MAX;
+  buf[n] = '\0';
+  const char *p = buf;
+  if (key != NULL) { /* "key value" line of a stat file */
+    size_t kl = strlen(key);
+    for (p = buf; *p; p++)
+      if ((p == buf || p[-1] == '\n') && strncmp(p, key, kl) == 0 && p[kl] == ' ') break;
+    if (*p == '\0') return UINT64_MAX;
+    p += kl + 1;
+  }
+  if (*p < '0' || *p > '9') return UINT64_MAX;
+  uint64_t v = 0;
+  for (; *p >= '0' && *p <= '9'; p++) v = v * 10 + (uint64_t)(*p - '0');
+  return v;
+}
+
+/* Append s to buf (of size cap) at *len; false if it does not fit. */
+static bool os_path_add(char *buf, size_t cap, size_t *len, const char *s, size_t n) {
+  if (*len + n + 1 > cap) return false;
+  memcpy(buf + *len, s, n);
+  *len += n;
+  buf[*len] = '\0';
+  return true;
+}
+
+typedef struct os_cgroup_paths {
+  char v1[512];   /* the memory controller's path (cgroup v1), or "" */
+  char v2[512];   /* the unified hierarchy's path (cgroup v2), or "" */
+  bool have_v1, have_v2;
+} os_cgroup_paths_t;
+
+static bool os_cgroup_line(const char *line, size_t len, void *arg) {
+  os_cgroup_paths_t *c = arg;
+  /* "ID:CONTROLLERS:PATH" */
+  const char *a = memchr(line, ':', len);
+  if (a == NULL) return true;
+  const char *b = memchr(a + 1, ':', len - (size_t)(a + 1 - line));
+  if (b == NULL) return true;
+  size_t clen = (size_t)(b - a - 1), plen = len - (size_t)(b + 1 - line);
+  char *dst = NULL;
+  if (clen == 0) dst = c->v2, c->have_v2 = true;
+  else {
+    for (const char *p = a + 1; p < b;) { /* comma-separated controllers */
+      const char *q = memchr(p, ',', (size_t)(b - p));
+      if (q == NULL) q = b;
+      if (q - p == 6 && memcmp(p, "memory", 6) == 0) { dst = c->v1; c->have_v1 = true; }
+      p = q + 1;
+    }
+  }
+  if (dst != NULL && plen < 512) { memcpy(dst, b + 1, plen); dst[plen] = '\0'; }
+  return true;
+}
+
+uint64_t lof__os_cgroup_memory_limit(void) {
+  os_cgroup_paths_t c;
+  memset(&c, 0, sizeof c);
+  if (os_proc_lines("/proc/self/cgroup", os_cgroup_line, &c) != 0) return UINT64_MAX;
+  char path[700];
+  size_t len = 0;
+  uint64_t limit = UINT64_MAX;
+  if (c.have_v1) {
+    /* v1: memory.stat's hierarchical_memory_limit is already the minimum
+     * over the ancestors (unlimited reads as a huge number). */
+    static const char root[] = "/sys/fs/cgroup/memory";
+    if (os_path_add(path, sizeof path, &len, root, sizeof root - 1) &&
+        os_path_add(path, sizeof path, &len, c.v1, strlen(c.v1)) &&
+        os_path_add(path, sizeof path, &len, "/memory.stat", 12)) {
+      uint64_t v = os_read_u64_file(path, "hierarchical_memory_limit");
+      if (v < ((uint64_t)1 << 62)) limit = v;
+    }
+  }
+  if (c.have_v2) {
+    /* v2: memory.max of the cgroup and each ancestor; the smallest holds. */
+    static const char root[] = "/sys/fs/cgroup";
+    size_t plen = strlen(c.v2);
+    while (plen > 0 && c.v2[plen - 1] == '/') plen--;
+    for (;;) {
+      len = 0;
+      if (os_path_add(path, sizeof path, &len, root, sizeof root - 1) &&
+          os_path_add(path, sizeof path, &len, c.v2, plen) &&
+          os_path_add(path, sizeof path, &len, "/memory.max", 11)) {
+        uint64_t v = os_read_u64_file(path, NULL);
+        if (v < limit) limit = v;
+      }
+      if (plen == 0) break;
+      while (plen > 0 && c.v2[plen - 1] != '/') plen--; /* the parent */
+      while (plen > 0 && c.v2[plen - 1] == '/') plen--;
+    }
+  }
+  return limit;
+}
+
 /* ---- primitives ----------------------------------------------------------- */
 
-void *lof__os_reserve(size_t size, size_t align, bool nohugepage) {
+void *lof__os_reserve(size_t size, size_t align, bool nohugepage, bool accounted) {
   size_t span = size + (align > LOF_PAGE_SIZE ? align - LOF_PAGE_SIZE : 0);
   if (span < size) { errno = ENOMEM; return NULL; }
-  void *p = mmap(NULL, span, PROT_NONE, OS_ANON, -1, 0);
+  /* Not accounted: MAP_NORESERVE (a reservation of which only parts are
+   * ever committed).  Accounted: the kernel's overcommit policy judges the
+   * whole size when it is made writable, exactly as for glibc's mmap. */
+  int flags = accounted ? (MAP_PRIVATE | MAP_ANONYMOUS) : OS_ANON;
+  void *p = os_mmap(NULL, span, PROT_NONE, flags, -1);
   if (p == MAP_FAILED) { errno = ENOMEM; return NULL; }
   uintptr_t start = (uintptr_t)p, aligned = LOF_ALIGN_UP(start, align);
-  if (aligned > start) munmap(p, aligned - start);
+  if (aligned > start) os_munmap(p, aligned - start);
   uintptr_t end = aligned + size, span_end = start + span;
-  if (span_end > end) munmap((void *)end, span_end - end);
+  if (span_end > end) os_munmap((void *)end, span_end - end);
   /* Under mlockall(MCL_FUTURE) the reservation was locked and charged:
    * undo that, only commits are charged.  A no-op otherwise. */
   os_munlock((void *)aligned, size);
-  if (nohugepage) madvise((void *)aligned, size, MADV_NOHUGEPAGE);
+  if (nohugepage) os_madvise((void *)aligned, size, MADV_NOHUGEPAGE);
   return (void *)aligned;
 }
 
 int lof__os_commit_locked(void *addr, size_t len, bool use_map_flag, bool nohugepage) {
   if (use_map_flag) {
-    void *p = mmap(addr, len, OS_RW, OS_ANON | MAP_FIXED | MAP_LOCKONFAULT, -1, 0);
-    if (p == MAP_FAILED) return -1;
-    if (nohugepage) madvise(addr, len, MADV_NOHUGEPAGE);
+    void *p = os_mmap(addr, len, OS_RW, OS_ANON | MAP_FIXED | MAP_LOCKONFAULT, -1);
+    if (p == MAP_FAILED) return errno == ENOMEM ? LOF_OS_NOMEM : LOF_OS_LOCK_REFUSED;
+    if (nohugepage) os_madvise(addr, len, MADV_NOHUGEPAGE);
     return 0;
   }
   /* Lock while PROT_NONE, then open: never accessible and unlocked, and
    * mprotect does not populate a VM_LOCKONFAULT range. */
-  if (os_mlock2(addr, len, MLOCK_ONFAULT) != 0) return -1;
-  if (mprotect(addr, len, OS_RW) != 0) {
+  if (os_mlock2(addr, len, MLOCK_ONFAULT) != 0) return LOF_OS_LOCK_REFUSED;
+  if (os_mprotect(addr, len, OS_RW) != 0) {
     int err = errno;
     os_munlock(addr, len);
     errno = err;
-    return -1;
+    return LOF_OS_NOMEM;
   }
   return 0;
 }
 
 int lof__os_commit_unlocked(void *addr, size_t len) {
-  return mprotect(addr, len, OS_RW);
+  return os_mprotect(addr, len, OS_RW);
 }
 
 int lof__os_purge(void *addr, size_t len, bool relock) {
   if (os_dontneed_locked && !lof__os_force_legacy_purge)
-    return madvise(addr, len, MADV_DONTNEED_LOCKED);
-  if (!relock) return madvise(addr, len, MADV_DONTNEED);
+    return os_madvise(addr, len, MADV_DONTNEED_LOCKED);
+  if (!relock) return os_madvise(addr, len, MADV_DONTNEED);
   /* Before 5.18: MADV_DONTNEED fails with EINVAL on locked memory. */
   if (os_munlock(addr, len) != 0) return -1;
-  int rc = madvise(addr, len, MADV_DONTNEED);
+  int rc = os_madvise(addr, len, MADV_DONTNEED);
   int err = errno;
   if (os_mlock2(addr, len, MLOCK_ONFAULT) != 0) return -1;
   errno = err;
@@ -313,31 +515,48 @@ int lof__os_purge(void *addr, size_t len, bool relock) {
 
 int lof__os_decommit(void *addr, size_t len) {
   if (os_munlock(addr, len) != 0) return -1;
-  if (madvise(addr, len, MADV_DONTNEED) != 0) return -1;
-  return mprotect(addr, len, PROT_NONE);
+  if (os_madvise(addr, len, MADV_DONTNEED) != 0) return -1;
+  return os_mprotect(addr, len, PROT_NONE);
 }
 
 int lof__os_lock_onfault(void *addr, size_t len) {
   return os_mlock2(addr, len, MLOCK_ONFAULT);
 }
 
+int lof__os_unlock(void *addr, size_t len) {
+  return os_munlock(addr, len);
+}
+
+int lof__os_advise(void *addr, size_t len, int advice) {
+  return os_madvise(addr, len, advice);
+}
+
 int lof__os_remap(void *addr, size_t old_len, size_t new_len, void **out) {
-  void *p = mremap(addr, old_len, new_len, MREMAP_MAYMOVE);
+  OS_FAULT(LOF_OS_MREMAP, -1);
+  void *p = (void *)syscall(SYS_mremap, addr, old_len, new_len, MREMAP_MAYMOVE, NULL);
   if (p == MAP_FAILED) return -1;
   *out = p;
   return 0;
 }
 
 int lof__os_release(void *addr, size_t len) {
-  return munmap(addr, len);
+  return os_munmap(addr, len);
 }
 
 void *lof__os_map_meta(size_t len) {
-  void *p = mmap(NULL, len, OS_RW, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void *p = os_mmap(NULL, len, OS_RW, MAP_PRIVATE | MAP_ANONYMOUS, -1);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+void *lof__os_map_sparse(size_t len) {
+  void *p = os_mmap(NULL, len, OS_RW, OS_ANON, -1);
   return p == MAP_FAILED ? NULL : p;
 }
 
 void *lof__os_map_whole_locked(size_t len) {
-  void *p = mmap(NULL, len, OS_RW, OS_ANON | MAP_LOCKONFAULT, -1, 0);
-  return p == MAP_FAILED ? NULL : p;
+  /* Accounted like glibc's mmap (no MAP_NORESERVE): the overcommit policy
+   * refuses what cannot be backed. */
+  void *p = os_mmap(NULL, len, OS_RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_LOCKONFAULT, -1);
+  if (p == MAP_FAILED) return NULL;
+  return p;
 }

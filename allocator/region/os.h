@@ -1,6 +1,9 @@
 /*
  * os.h -- the OS layer: every system call lofalloc's region layer makes.
  *
+ * Every call is a raw system call; test builds can fail any of them on
+ * purpose (lof__os_inject).
+ *
  * Contracts common to all primitives: addresses and lengths are multiples of
  * LOF_PAGE_SIZE; a primitive returns 0 (or a pointer) on success and -1 (or
  * NULL) on failure with errno set to the kernel's answer; errno is otherwise
@@ -12,6 +15,20 @@
 #include <sys/types.h>
 
 #include "internal.h"
+
+/* The system-call sites, for the fault-injection seam of test builds. */
+typedef enum lof_os_site {
+  LOF_OS_MMAP, LOF_OS_MUNMAP, LOF_OS_MPROTECT, LOF_OS_MADVISE,
+  LOF_OS_MLOCK2, LOF_OS_MUNLOCK, LOF_OS_MREMAP, LOF_OS_SITE_COUNT
+} lof_os_site_t;
+
+#ifdef LOF_TESTING
+/* Test builds only: the nth next call at site (1 = the very next) fails with
+ * err, and with sticky every call after it too; nth = 0 disarms.  Calls are
+ * counted per site whether armed or not (lof__os_calls). */
+LOF_HIDDEN void lof__os_inject(lof_os_site_t site, unsigned nth, int err, bool sticky);
+LOF_HIDDEN unsigned lof__os_calls(lof_os_site_t site);
+#endif
 
 /* What the kernel offers, probed once by lof__os_probe(). */
 typedef struct lof_os_caps {
@@ -39,18 +56,34 @@ LOF_HIDDEN void lof__os_close(int fd);
 /* Read the VmFlags of the VMA containing addr from /proc/self/smaps. */
 LOF_HIDDEN int lof__os_read_vmflags(const void *addr, char *buf, size_t len);
 
-/* Reserve address space: PROT_NONE, MAP_NORESERVE, never locked (it is
- * munlocked if mlockall(MCL_FUTURE) locked it), so neither RSS nor
- * RLIMIT_MEMLOCK is charged.  align is a power of two >= page size.
- * NULL + ENOMEM on failure. */
-LOF_HIDDEN void *lof__os_reserve(size_t size, size_t align, bool nohugepage);
+/* Whether the calling thread holds CAP_IPC_LOCK (RLIMIT_MEMLOCK does not
+ * apply to it), and the soft RLIMIT_MEMLOCK (UINT64_MAX = unlimited). */
+LOF_HIDDEN bool lof__os_have_ipc_lock(void);
+LOF_HIDDEN uint64_t lof__os_memlock_limit(void);
+
+/* The memory limit of the process's memory cgroup, the smallest of the
+ * cgroup and its ancestors (v1 hierarchical_memory_limit, v2 memory.max),
+ * in bytes; UINT64_MAX when there is none or it cannot be read. */
+LOF_HIDDEN uint64_t lof__os_cgroup_memory_limit(void);
+
+/* Reserve address space: PROT_NONE, never locked (it is munlocked if
+ * mlockall(MCL_FUTURE) locked it), so neither RSS nor RLIMIT_MEMLOCK is
+ * charged.  align is a power of two >= page size.  accounted = false maps
+ * it MAP_NORESERVE (only parts will be committed); true lets the kernel's
+ * overcommit policy judge the whole size when it is committed, as it judges
+ * glibc's mmap.  NULL + ENOMEM on failure. */
+LOF_HIDDEN void *lof__os_reserve(size_t size, size_t align, bool nohugepage, bool accounted);
 
 /* Commit a reserved range as readable, writable and lock-on-fault, with the
  * MAP_LOCKONFAULT backend (one mmap MAP_FIXED) or the mlock2 backend
  * (mlock2(MLOCK_ONFAULT) while still PROT_NONE, then mprotect: there is no
  * window where the range is accessible and unlocked, and mlockall(MCL_FUTURE)
- * cannot populate it).  Nothing is populated.  On failure the range is left
- * reserved; errno is ENOMEM/EAGAIN (RLIMIT_MEMLOCK) or EPERM (no limit). */
+ * cannot populate it).  Nothing is populated.  0 on success; on failure the
+ * range is left reserved, errno is the kernel's and the result says which
+ * step failed: LOF_OS_LOCK_REFUSED (the lock: RLIMIT_MEMLOCK EAGAIN/ENOMEM,
+ * EPERM, ENOSYS under seccomp or valgrind, ...) or LOF_OS_NOMEM (making the
+ * range accessible: no memory, map count). */
+enum { LOF_OS_LOCK_REFUSED = -1, LOF_OS_NOMEM = -2 };
 LOF_HIDDEN int lof__os_commit_locked(void *addr, size_t len, bool use_map_flag,
                                      bool nohugepage);
 
@@ -70,6 +103,10 @@ LOF_HIDDEN int lof__os_decommit(void *addr, size_t len);
 /* Lock an already committed range on fault (after fork; pages already
  * present are locked at once, nothing is populated). */
 LOF_HIDDEN int lof__os_lock_onfault(void *addr, size_t len);
+
+/* munlock (the range stays committed; uncharged) and madvise, as is. */
+LOF_HIDDEN int lof__os_unlock(void *addr, size_t len);
+LOF_HIDDEN int lof__os_advise(void *addr, size_t len, int advice);
 
 /* Unmap. */
 LOF_HIDDEN int lof__os_release(void *addr, size_t len);
@@ -97,7 +134,12 @@ LOF_HIDDEN int lof__os_remap(void *addr, size_t old_len, size_t new_len, void **
 /* Plain read-write anonymous memory for metadata (zeroed). NULL on failure. */
 LOF_HIDDEN void *lof__os_map_meta(size_t len);
 
+/* The same, MAP_NORESERVE, for large sparse tables of which a few pages are
+ * ever touched (the registry). */
+LOF_HIDDEN void *lof__os_map_sparse(size_t len);
+
 /* A whole new readable, writable, lock-on-fault mapping in one mmap call
- * with MAP_LOCKONFAULT (only for the MAP_LOCKONFAULT backend). */
+ * with MAP_LOCKONFAULT (only for the MAP_LOCKONFAULT backend), accounted as
+ * glibc's mmap is. */
 LOF_HIDDEN void *lof__os_map_whole_locked(size_t len);
 #endif /* LOF_OS_H */

@@ -1,22 +1,21 @@
 /*
  * region.c -- the region layer (contract and invariants in region.h):
  * backend choice at first use, reservations and their per-page state
- * bitmaps, commit/purge/decommit/release with the locking budget and policy,
- * the global region list, and fork re-locking.
+ * bitmaps, commit/purge/decommit/release, the global region list, the
+ * library's own locked metadata, and fork re-locking.  The locking budget
+ * and the policy applied to every refused lock are in budget.c.
  *
  * Counters are atomics updated after the system call succeeded; the budget
- * (LOFALLOC_MAX_LOCKED) is charged before the call with a compare-and-swap
- * and refunded on failure, so concurrent commits never overshoot it.
+ * is charged before the call and refunded on failure, so concurrent commits
+ * never overshoot it.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
+#include "budget.h"
 #include "lofalloc-mman.h"
 #include "options.h"
 #include "os.h"
@@ -24,27 +23,25 @@
 
 enum { LOF_REGION_RESERVED = 1, LOF_REGION_WHOLE = 2 };
 
-/* Counters behind lof_stats_t (bytes unless named *_calls/_failures). */
+/* Counters behind lof_stats_t (bytes unless named *_calls/_failures); the
+ * locked and fallback bytes are the budget's (budget.c). */
 typedef struct region_counters {
   _Atomic uint64_t reserved;
   _Atomic uint64_t committed;
-  _Atomic uint64_t locked_range;
-  _Atomic uint64_t fallback;
   _Atomic uint64_t purged;
   _Atomic uint64_t purge_calls;
   _Atomic uint64_t commit_calls;
-  _Atomic uint64_t lock_failures;
   _Atomic uint64_t regions;
+  _Atomic uint64_t release_failures; /* munmaps the kernel refused */
+  _Atomic uint64_t leaked;           /* bytes still mapped after such a refusal */
 } region_counters_t;
 
 static region_counters_t region_count;
 static lof_os_caps_t region_caps;       /* what the kernel offers */
 static lof_backend_t region_backend;    /* chosen at init */
-static lof_policy_t region_policy;      /* LOFALLOC_POLICY */
-static uint64_t region_max_locked;      /* LOFALLOC_MAX_LOCKED, 0 = none */
 static bool region_nohugepage;          /* MADV_NOHUGEPAGE on the heap */
 static _Atomic int region_state;        /* 0 new, 1 initialising, 2 ready */
-static atomic_flag region_fallback_warned = ATOMIC_FLAG_INIT;
+static atomic_flag region_release_warned = ATOMIC_FLAG_INIT;
 
 static pthread_mutex_t region_lock = PTHREAD_MUTEX_INITIALIZER;
 static lof_region_t *region_list;       /* live regions, under region_lock */
@@ -57,17 +54,8 @@ static lof_region_t *region_desc_end;   /* ... up to here (carved one at a time,
 
 /* ---- initialisation --------------------------------------------------------- */
 
-static bool region_have_ipc_lock(void) {
-  struct { uint32_t version; int pid; } hdr = {0x20080522, 0};
-  struct { uint32_t effective, permitted, inheritable; } data[2];
-  if (syscall(SYS_capget, &hdr, data) != 0) return false;
-  return (data[0].effective >> 14) & 1; /* CAP_IPC_LOCK = 14 */
-}
-
 static void region_do_init(void) {
   lof__os_probe(&region_caps);
-  region_policy = (lof_policy_t)lof__option(LOF_OPT_POLICY);
-  region_max_locked = (uint64_t)lof__option(LOF_OPT_MAX_LOCKED);
   switch ((lof_backend_choice_t)lof__option(LOF_OPT_BACKEND)) {
     case LOF_BACKEND_CHOICE_MAP_LOCKONFAULT:
       if (region_caps.map_lockonfault) {
@@ -89,12 +77,15 @@ static void region_do_init(void) {
     case LOF_THP_DEFAULT: region_nohugepage = false; break;
     default: region_nohugepage = region_caps.thp_always;
   }
+  lof__budget_init(region_backend != LOF_BACKEND_UNLOCKED);
   if (lof__option(LOF_OPT_VERBOSE)) {
     lof_stats_t st;
     lof__region_stats_basic(&st);
-    lof__message("backend %s, policy %s, max locked %llu, MADV_DONTNEED_LOCKED %s, "
+    char limits[160];
+    lof__budget_describe_limits(limits, sizeof limits);
+    lof__message("backend %s, policy %s, %s, MADV_DONTNEED_LOCKED %s, "
                  "mlockall %s%s, THP %s",
-                 st.backend_name, st.policy_name, (unsigned long long)region_max_locked,
+                 st.backend_name, st.policy_name, limits,
                  region_caps.dontneed_locked ? "yes" : "no (munlock fallback)",
                  (region_caps.mlockall_flags & MCL_FUTURE) ? "MCL_FUTURE" : "none",
                  (region_caps.mlockall_flags & MCL_ONFAULT) ? "|MCL_ONFAULT" : "",
@@ -161,18 +152,62 @@ static size_t bits_count_locked(lof_region_t *r, size_t first, size_t n) {
 
 /* ---- descriptors and the region list -------------------------------------- */
 
-/* Metadata (descriptors, bitmaps: 1/16384 of the reservation) is locked on
- * fault too, but only where locking is not limited: under a RLIMIT_MEMLOCK
- * it would be charged in full and eat the heap's budget.  Asked each time
- * (capabilities and limits change; metadata maps are rare). */
+/* ---- the library's own metadata ------------------------------------------ */
+
+/* Metadata (descriptors, bitmaps: 1/16384 of the reservation, the
+ * frontends' tables) is locked on fault like the heap, charged to the same
+ * budget and counted apart (stats.meta_locked); what the budget refuses
+ * stays unlocked (counted in stats.meta_unlocked), since bookkeeping cannot
+ * fail an allocation the heap could serve.  Locked ranges are remembered for
+ * the fork child (the first REGION_META_RANGES of them: descriptor blocks,
+ * bitmaps, frontend tables -- a few dozen in a large heap). */
+#define REGION_META_RANGES 128
+typedef struct region_meta_range { uintptr_t start; size_t len; } region_meta_range_t;
+static pthread_mutex_t region_meta_lock_ = PTHREAD_MUTEX_INITIALIZER; /* guards the table */
+static region_meta_range_t region_meta[REGION_META_RANGES];
+static unsigned region_meta_n;
+
+void lof__region_meta_lock(void *addr, size_t len) {
+  lof__region_init();
+  if (region_backend == LOF_BACKEND_UNLOCKED || len == 0) return;
+  if (!lof__budget_lock_meta(addr, len)) return;
+  pthread_mutex_lock(&region_meta_lock_);
+  if (region_meta_n < REGION_META_RANGES)
+    region_meta[region_meta_n++] = (region_meta_range_t){(uintptr_t)addr, len};
+  pthread_mutex_unlock(&region_meta_lock_);
+}
+
+void lof__region_meta_unlock(void *addr, size_t len) {
+  if (region_backend == LOF_BACKEND_UNLOCKED || len == 0) return;
+  pthread_mutex_lock(&region_meta_lock_);
+  for (unsigned i = 0; i < region_meta_n; i++) {
+    if (region_meta[i].start == (uintptr_t)addr && region_meta[i].len == len) {
+      region_meta[i] = region_meta[--region_meta_n];
+      pthread_mutex_unlock(&region_meta_lock_);
+      lof__budget_unlock_meta(len);
+      return;
+    }
+  }
+  pthread_mutex_unlock(&region_meta_lock_);
+  lof__budget_meta_skipped(-(int64_t)len); /* it was one left unlocked */
+}
+
+/* Map metadata, locked on fault (or not, see above).  Tables larger than
+ * REGION_META_LOCK_MAX (the bitmaps of reservations above 1 GiB: they are
+ * sparse, touched only where pages are committed) stay unlocked, since the
+ * kernel would charge their whole range. */
+#define REGION_META_LOCK_MAX ((size_t)64 << 10)
 static void *region_meta_map(size_t len) {
   void *p = lof__os_map_meta(len);
-  struct rlimit rl;
-  if (p && region_backend != LOF_BACKEND_UNLOCKED &&
-      (region_have_ipc_lock() ||
-       (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur == RLIM_INFINITY)))
-    lof__os_lock_onfault(p, len);
+  if (p == NULL) return NULL;
+  if (len <= REGION_META_LOCK_MAX) lof__region_meta_lock(p, len);
+  else lof__budget_meta_skipped((int64_t)len);
   return p;
+}
+
+static void region_meta_release(void *p, size_t len) {
+  lof__region_meta_unlock(p, len);
+  if (lof__os_release(p, len) != 0) atomic_fetch_add(&region_count.release_failures, 1);
 }
 
 /* Under region_lock. */
@@ -233,7 +268,7 @@ static lof_region_t *region_register(uintptr_t base, size_t size, uint32_t kind)
   }
   pthread_mutex_unlock(&region_lock);
   if (r == NULL) {
-    if (bitmaps) lof__os_release(bitmaps, bitmap_bytes);
+    if (bitmaps) region_meta_release(bitmaps, bitmap_bytes);
     return NULL;
   }
   atomic_fetch_add(&region_count.reserved, size);
@@ -250,53 +285,9 @@ lof_region_t *lof__region_find(const void *addr) {
   return r;
 }
 
-/* ---- the locking budget and policy -------------------------------------- */
-
-static bool budget_charge(uint64_t bytes) {
-  if (region_max_locked == 0) {
-    atomic_fetch_add(&region_count.locked_range, bytes);
-    return true;
-  }
-  uint64_t cur = atomic_load(&region_count.locked_range);
-  do {
-    if (cur + bytes > region_max_locked) return false;
-  } while (!atomic_compare_exchange_weak(&region_count.locked_range, &cur, cur + bytes));
-  return true;
-}
-
-static void budget_refund(uint64_t bytes) {
-  atomic_fetch_sub(&region_count.locked_range, bytes);
-}
-
-static bool is_lock_errno(int err) {
-  return err == ENOMEM || err == EPERM || err == EAGAIN;
-}
-
-/* A lock failed: apply the policy.  Returns true to go on unlocked
- * (fallback), false to fail the operation with ENOMEM (strict). */
-static bool policy_on_lock_failure(size_t len, int err) {
-  atomic_fetch_add(&region_count.lock_failures, 1);
-  const char *why = err == 0 ? "LOFALLOC_MAX_LOCKED reached" : strerror(err);
-  struct rlimit rl = {0, 0};
-  getrlimit(RLIMIT_MEMLOCK, &rl);
-  switch (region_policy) {
-    case LOF_POLICY_ABORT:
-      lof__fatal("cannot lock %zu more bytes of heap (%s; locked %llu, RLIMIT_MEMLOCK %lld); "
-                 "LOFALLOC_POLICY=abort",
-                 len, why, (unsigned long long)atomic_load(&region_count.locked_range),
-                 rl.rlim_cur == RLIM_INFINITY ? -1LL : (long long)rl.rlim_cur);
-    case LOF_POLICY_FALLBACK:
-      if (!atomic_flag_test_and_set(&region_fallback_warned))
-        lof__message("warning: cannot lock heap memory (%s; RLIMIT_MEMLOCK %lld): serving "
-                     "unlocked memory (LOFALLOC_POLICY=fallback; stats count it)",
-                     why, rl.rlim_cur == RLIM_INFINITY ? -1LL : (long long)rl.rlim_cur);
-      return true;
-    default:
-      return false;
-  }
-}
-
 /* ---- reserve, map, remap --------------------------------------------------- */
+
+static bool region_unmap(void *p, size_t len);
 
 static bool region_args_ok(size_t size, size_t align) {
   return size > 0 && size <= ((size_t)1 << 47) && LOF_IS_POW2(align);
@@ -307,14 +298,62 @@ lof_region_t *lof__region_reserve(size_t size, size_t align) {
   if (align < LOF_PAGE_SIZE) align = LOF_PAGE_SIZE;
   if (!region_args_ok(size, align)) { errno = ENOMEM; return NULL; }
   size = LOF_ALIGN_UP(size, LOF_PAGE_SIZE);
-  void *p = lof__os_reserve(size, align, region_nohugepage);
+  void *p = lof__os_reserve(size, align, region_nohugepage, false);
   if (p == NULL) return NULL;
   lof_region_t *r = region_register((uintptr_t)p, size, LOF_REGION_RESERVED);
   if (r == NULL) {
-    lof__os_release(p, size);
+    region_unmap(p, size);
     errno = ENOMEM;
   }
   return r;
+}
+
+/* Lock bytes of new memory: charge the budget, run lock(arg), refund and
+ * apply the policy on a refusal.  1 locked; 0 go on unlocked (fallback);
+ * -1 fail (errno ENOMEM).  lock returns 0, LOF_OS_LOCK_REFUSED or
+ * LOF_OS_NOMEM (errno set; the latter fails whatever the policy). */
+static int region_lock_new(size_t bytes, int (*lock)(void *), void *arg) {
+  lof_refusal_t why;
+  int err;
+  if (lof__budget_charge(bytes, &why, &err)) {
+    int rc = lock(arg);
+    if (rc == 0) return 1;
+    err = errno;
+    lof__budget_refund(bytes);
+    if (rc == LOF_OS_NOMEM) { errno = ENOMEM; return -1; }
+    lof__budget_kernel_refused(bytes, err);
+    why = LOF_REFUSED_KERNEL;
+  }
+  if (!lof__budget_refused("heap", bytes, why, err, true)) { errno = ENOMEM; return -1; }
+  return 0;
+}
+
+typedef struct region_map_job {
+  size_t size, align;
+  void *p;
+} region_map_job_t;
+
+/* A whole new locked mapping: one mmap with MAP_LOCKONFAULT where it can
+ * be, else an accounted reservation locked by mlock2 + mprotect. */
+static int region_map_locked(void *arg) {
+  region_map_job_t *j = arg;
+  if (region_backend == LOF_BACKEND_MAP_LOCKONFAULT && j->align == LOF_PAGE_SIZE) {
+    j->p = lof__os_map_whole_locked(j->size);
+    if (j->p == NULL) return errno == ENOMEM ? LOF_OS_NOMEM : LOF_OS_LOCK_REFUSED;
+    if (region_nohugepage) lof__os_advise(j->p, j->size, MADV_NOHUGEPAGE);
+    return 0;
+  }
+  j->p = lof__os_reserve(j->size, j->align, region_nohugepage, true);
+  if (j->p == NULL) return LOF_OS_NOMEM;
+  int rc = lof__os_commit_locked(j->p, j->size, region_backend == LOF_BACKEND_MAP_LOCKONFAULT,
+                                 region_nohugepage);
+  if (rc != 0) {
+    int err = errno;
+    region_unmap(j->p, j->size);
+    j->p = NULL;
+    errno = err;
+  }
+  return rc;
 }
 
 lof_region_t *lof__region_map(size_t size, size_t align) {
@@ -322,56 +361,33 @@ lof_region_t *lof__region_map(size_t size, size_t align) {
   if (align < LOF_PAGE_SIZE) align = LOF_PAGE_SIZE;
   if (!region_args_ok(size, align)) { errno = ENOMEM; return NULL; }
   size = LOF_ALIGN_UP(size, LOF_PAGE_SIZE);
-  bool locked = region_backend != LOF_BACKEND_UNLOCKED;
-  int err = 0;
-  void *p = NULL;
-  if (locked && !budget_charge(size)) {
-    locked = false;
-  } else if (locked) {
-    if (region_backend == LOF_BACKEND_MAP_LOCKONFAULT && align == LOF_PAGE_SIZE) {
-      p = lof__os_map_whole_locked(size);
-      if (p && region_nohugepage) madvise(p, size, MADV_NOHUGEPAGE);
-      if (p == NULL) err = errno;
-    } else {
-      p = lof__os_reserve(size, align, region_nohugepage);
-      if (p == NULL) { budget_refund(size); errno = ENOMEM; return NULL; }
-      if (lof__os_commit_locked(p, size, region_backend == LOF_BACKEND_MAP_LOCKONFAULT,
-                                region_nohugepage) != 0) {
-        err = errno;
-        lof__os_release(p, size);
-        p = NULL;
-      }
-    }
-    if (p == NULL) {
-      budget_refund(size);
-      if (!is_lock_errno(err)) { errno = ENOMEM; return NULL; }
-      locked = false;
-    }
+  region_map_job_t job = {size, align, NULL};
+  int locked = 0;
+  if (region_backend != LOF_BACKEND_UNLOCKED) {
+    locked = region_lock_new(size, region_map_locked, &job);
+    if (locked < 0) return NULL;
   }
-  if (!locked && region_backend != LOF_BACKEND_UNLOCKED) {
-    if (!policy_on_lock_failure(size, err)) { errno = ENOMEM; return NULL; }
-  }
-  if (p == NULL) {
-    p = lof__os_reserve(size, align, region_nohugepage);
-    if (p == NULL) return NULL;
-    if (lof__os_commit_unlocked(p, size) != 0) {
-      lof__os_release(p, size);
+  if (!locked) {
+    job.p = lof__os_reserve(size, align, region_nohugepage, true);
+    if (job.p == NULL) return NULL;
+    if (lof__os_commit_unlocked(job.p, size) != 0) {
+      region_unmap(job.p, size);
       errno = ENOMEM;
       return NULL;
     }
+    lof__budget_fallback((int64_t)size);
   }
-  lof_region_t *r = region_register((uintptr_t)p, size, LOF_REGION_WHOLE);
+  lof_region_t *r = region_register((uintptr_t)job.p, size, LOF_REGION_WHOLE);
   if (r == NULL) {
-    lof__os_release(p, size);
-    if (locked) budget_refund(size);
+    region_unmap(job.p, size);
+    if (locked) lof__budget_refund(size);
+    else lof__budget_fallback(-(int64_t)size);
     errno = ENOMEM;
     return NULL;
   }
   r->whole_locked = locked;
   atomic_fetch_add(&region_count.committed, size);
   atomic_fetch_add(&region_count.commit_calls, 1);
-  if (!locked && region_backend != LOF_BACKEND_UNLOCKED)
-    atomic_fetch_add(&region_count.fallback, size);
   return r;
 }
 
@@ -381,16 +397,18 @@ int lof__region_remap(lof_region_t *r, size_t new_size) {
   size_t old = r->size;
   if (new_size == old) return 0;
   uint64_t grow = new_size > old ? new_size - old : 0;
-  if (grow && r->whole_locked && !budget_charge(grow)) {
-    atomic_fetch_add(&region_count.lock_failures, 1);
+  lof_refusal_t why;
+  int err;
+  if (grow && r->whole_locked && !lof__budget_charge(grow, &why, &err)) {
+    /* The caller moves the block instead (where the policy lets it). */
     errno = ENOMEM;
     return -1;
   }
   void *np;
   if (lof__os_remap((void *)r->base, old, new_size, &np) != 0) {
     if (grow && r->whole_locked) {
-      budget_refund(grow);
-      atomic_fetch_add(&region_count.lock_failures, 1);
+      if (errno == EAGAIN) lof__budget_kernel_refused(grow, errno);
+      lof__budget_refund(grow);
     }
     errno = ENOMEM;
     return -1;
@@ -398,15 +416,13 @@ int lof__region_remap(lof_region_t *r, size_t new_size) {
   if (grow) {
     atomic_fetch_add(&region_count.committed, grow);
     atomic_fetch_add(&region_count.reserved, grow);
-    if (!r->whole_locked && region_backend != LOF_BACKEND_UNLOCKED)
-      atomic_fetch_add(&region_count.fallback, grow);
+    if (!r->whole_locked) lof__budget_fallback((int64_t)grow);
   } else {
     uint64_t shrink = old - new_size;
     atomic_fetch_sub(&region_count.committed, shrink);
     atomic_fetch_sub(&region_count.reserved, shrink);
-    if (r->whole_locked) budget_refund(shrink);
-    else if (region_backend != LOF_BACKEND_UNLOCKED)
-      atomic_fetch_sub(&region_count.fallback, shrink);
+    if (r->whole_locked) lof__budget_refund(shrink);
+    else lof__budget_fallback(-(int64_t)shrink);
   }
   pthread_mutex_lock(&region_lock);
   r->base = (uintptr_t)np;
@@ -438,6 +454,17 @@ bool lof__region_is_committed(const lof_region_t *r, const void *addr, size_t le
   return bits_count(r->committed_bits, first, n) == n;
 }
 
+typedef struct region_commit_job {
+  void *addr;
+  size_t len;
+  bool map_flag;
+} region_commit_job_t;
+
+static int region_commit_locked(void *arg) {
+  region_commit_job_t *j = arg;
+  return lof__os_commit_locked(j->addr, j->len, j->map_flag, region_nohugepage);
+}
+
 int lof__region_commit(lof_region_t *r, void *addr, size_t len) {
   if (region_check_reserved(r, addr, len) != 0) return -1;
   size_t first = PAGES((uintptr_t)addr - r->base), n = PAGES(len);
@@ -447,28 +474,24 @@ int lof__region_commit(lof_region_t *r, void *addr, size_t len) {
   atomic_fetch_add(&region_count.commit_calls, 1);
   if (already_locked == n) return 0;
 
-  int err = 0;
   if (region_backend != LOF_BACKEND_UNLOCKED) {
-    uint64_t to_lock = (uint64_t)(n - already_locked) * LOF_PAGE_SIZE;
-    if (budget_charge(to_lock)) {
-      /* MAP_FIXED would discard committed pages: only on a fresh range. */
-      bool map_flag = region_backend == LOF_BACKEND_MAP_LOCKONFAULT && already == 0;
-      if (lof__os_commit_locked(addr, len, map_flag, region_nohugepage) == 0) {
-        size_t was_unlocked = already - already_locked;
-        if (was_unlocked) atomic_fetch_sub(&region_count.fallback, was_unlocked * LOF_PAGE_SIZE);
-        bits_set(r->committed_bits, first, n);
-        bits_clear(r->unlocked_bits, first, n);
-        atomic_fetch_add(&region_count.committed, newly * LOF_PAGE_SIZE);
-        return 0;
-      }
-      err = errno;
-      budget_refund(to_lock);
-      if (!is_lock_errno(err)) return -1;
+    /* MAP_FIXED would discard committed pages: only on a fresh range. */
+    region_commit_job_t job = {addr, len,
+                               region_backend == LOF_BACKEND_MAP_LOCKONFAULT && already == 0};
+    int locked = region_lock_new((uint64_t)(n - already_locked) * LOF_PAGE_SIZE,
+                                 region_commit_locked, &job);
+    if (locked < 0) return -1;
+    if (locked) {
+      size_t was_unlocked = already - already_locked;
+      if (was_unlocked) lof__budget_fallback(-(int64_t)(was_unlocked * LOF_PAGE_SIZE));
+      bits_set(r->committed_bits, first, n);
+      bits_clear(r->unlocked_bits, first, n);
+      atomic_fetch_add(&region_count.committed, newly * LOF_PAGE_SIZE);
+      return 0;
     }
-    if (!policy_on_lock_failure(len, err)) { errno = ENOMEM; return -1; }
     if (newly == 0) return 0; /* committed already, just not locked */
   }
-  if (lof__os_commit_unlocked(addr, len) != 0) return -1;
+  if (lof__os_commit_unlocked(addr, len) != 0) { errno = ENOMEM; return -1; }
   /* Mark only the pages that were not committed as unlocked. */
   for (size_t i = 0; i < n; i++) {
     size_t page = first + i;
@@ -477,8 +500,7 @@ int lof__region_commit(lof_region_t *r, void *addr, size_t len) {
     bits_set(r->committed_bits, page, 1);
   }
   atomic_fetch_add(&region_count.committed, newly * LOF_PAGE_SIZE);
-  if (region_backend != LOF_BACKEND_UNLOCKED)
-    atomic_fetch_add(&region_count.fallback, newly * LOF_PAGE_SIZE);
+  lof__budget_fallback((int64_t)(newly * LOF_PAGE_SIZE));
   return 0;
 }
 
@@ -503,13 +525,30 @@ int lof__region_decommit(lof_region_t *r, void *addr, size_t len) {
   size_t first = PAGES((uintptr_t)addr - r->base), n = PAGES(len);
   size_t committed = bits_count(r->committed_bits, first, n);
   size_t locked = bits_count_locked(r, first, n);
+  /* On a failure the range may be half done (unlocked but still
+   * accessible): the counters keep it as it was, as the kernel still maps
+   * it, and the caller keeps it committed. */
   if (lof__os_decommit(addr, len) != 0) return -1;
   bits_clear(r->committed_bits, first, n);
   bits_clear(r->unlocked_bits, first, n);
   atomic_fetch_sub(&region_count.committed, committed * LOF_PAGE_SIZE);
-  if (locked) budget_refund(locked * LOF_PAGE_SIZE);
-  if (committed > locked) atomic_fetch_sub(&region_count.fallback, (committed - locked) * LOF_PAGE_SIZE);
+  if (locked) lof__budget_refund(locked * LOF_PAGE_SIZE);
+  if (committed > locked) lof__budget_fallback(-(int64_t)((committed - locked) * LOF_PAGE_SIZE));
   return 0;
+}
+
+/* munmap, and when the kernel refuses (it can: ENOMEM when a split would
+ * pass vm.max_map_count), say so once and count it.  true if unmapped. */
+static bool region_unmap(void *p, size_t len) {
+  if (lof__os_release(p, len) == 0) return true;
+  int err = errno;
+  atomic_fetch_add(&region_count.release_failures, 1);
+  atomic_fetch_add(&region_count.leaked, len);
+  if (!atomic_flag_test_and_set(&region_release_warned))
+    lof__message("warning: the kernel refused to unmap %zu bytes of heap (%s): they stay "
+                 "mapped and counted (stats.release_failures, stats.leaked)",
+                 len, strerror(err));
+  return false;
 }
 
 void lof__region_release(lof_region_t *r) {
@@ -525,14 +564,17 @@ void lof__region_release(lof_region_t *r) {
   pthread_mutex_lock(&region_lock);
   region_unlink(r);
   pthread_mutex_unlock(&region_lock);
-  lof__os_release((void *)r->base, r->size);
-  if (r->committed_bits) lof__os_release((void *)r->committed_bits, r->bitmap_bytes);
-  atomic_fetch_sub(&region_count.reserved, r->size);
+  if (region_unmap((void *)r->base, r->size)) {
+    /* Only memory the kernel has really given back leaves the counters:
+     * a refused unmap keeps it reserved, committed and charged (VmLck
+     * still counts it). */
+    atomic_fetch_sub(&region_count.reserved, r->size);
+    atomic_fetch_sub(&region_count.committed, committed * LOF_PAGE_SIZE);
+    if (locked) lof__budget_refund(locked * LOF_PAGE_SIZE);
+    if (committed > locked) lof__budget_fallback(-(int64_t)((committed - locked) * LOF_PAGE_SIZE));
+  }
+  if (r->committed_bits) region_meta_release((void *)r->committed_bits, r->bitmap_bytes);
   atomic_fetch_sub(&region_count.regions, 1);
-  atomic_fetch_sub(&region_count.committed, committed * LOF_PAGE_SIZE);
-  if (locked) budget_refund(locked * LOF_PAGE_SIZE);
-  if (committed > locked && region_backend != LOF_BACKEND_UNLOCKED)
-    atomic_fetch_sub(&region_count.fallback, (committed - locked) * LOF_PAGE_SIZE);
   pthread_mutex_lock(&region_lock);
   r->next = region_free_descs;
   region_free_descs = r;
@@ -561,14 +603,13 @@ void lof__region_stats_basic(lof_stats_t *st) {
   strncpy(st->policy_name, lof__option_enum_name(LOF_OPT_POLICY), sizeof st->policy_name - 1);
   st->reserved = atomic_load(&region_count.reserved);
   st->committed = atomic_load(&region_count.committed);
-  st->locked_range = region_backend == LOF_BACKEND_UNLOCKED ? 0 : atomic_load(&region_count.locked_range);
-  st->fallback = atomic_load(&region_count.fallback);
   st->purged = atomic_load(&region_count.purged);
   st->purge_calls = atomic_load(&region_count.purge_calls);
   st->commit_calls = atomic_load(&region_count.commit_calls);
-  st->lock_failures = atomic_load(&region_count.lock_failures);
   st->regions = atomic_load(&region_count.regions);
-  st->max_locked = region_max_locked;
+  st->release_failures = atomic_load(&region_count.release_failures);
+  st->leaked = atomic_load(&region_count.leaked);
+  lof__budget_stats(st);
 }
 
 typedef struct region_span { uintptr_t start, end; } region_span_t;
@@ -612,18 +653,54 @@ void lof__region_stats(lof_stats_t *st) {
 
 /* ---- fork -------------------------------------------------------------------- */
 
-void lof__region_prefork(void) { pthread_mutex_lock(&region_lock); }
+/* Order: region_lock, then the metadata table's lock (metadata is mapped
+ * and locked under region_lock, never the other way round). */
+void lof__region_prefork(void) {
+  pthread_mutex_lock(&region_lock);
+  pthread_mutex_lock(&region_meta_lock_);
+}
 
-void lof__region_postfork_parent(void) { pthread_mutex_unlock(&region_lock); }
+void lof__region_postfork_parent(void) {
+  pthread_mutex_unlock(&region_meta_lock_);
+  pthread_mutex_unlock(&region_lock);
+}
+
+/* The child's copy of [addr, addr+len) of r (a locked range) is not locked:
+ * account it as committed unlocked, as the kernel sees it. */
+static void region_child_unlocked(lof_region_t *r, uintptr_t addr, size_t len) {
+  if (r->kind == LOF_REGION_WHOLE) r->whole_locked = false;
+  else bits_set(r->unlocked_bits, PAGES(addr - r->base), PAGES(len));
+  lof__budget_refund(len);
+  lof__budget_fallback((int64_t)len);
+}
+
+/* Re-lock one locked range in the child; a refusal goes to the policy
+ * (abort aborts the child; strict and fallback keep it unlocked, counted,
+ * with the one-line message: the memory exists, nothing can be failed). */
+static void region_child_relock(lof_region_t *r, uintptr_t addr, size_t len, bool relock) {
+  if (relock && lof__os_lock_onfault((void *)addr, len) == 0) return;
+  if (relock) lof__budget_refused("fork child's heap", len, LOF_REFUSED_KERNEL, errno, false);
+  region_child_unlocked(r, addr, len);
+}
 
 /* Memory locks are not inherited across fork: lock the child's committed,
- * locked ranges again (on fault; resident pages are locked at once). */
+ * locked ranges again (on fault; resident pages are locked at once), and
+ * the metadata too.  With LOFALLOC_FORK_RELOCK=0 the child's copy stays
+ * unlocked and the stats say so. */
 void lof__region_postfork_child(void) {
   pthread_mutex_init(&region_lock, NULL);
-  if (region_backend == LOF_BACKEND_UNLOCKED || !lof__option(LOF_OPT_FORK_RELOCK)) return;
+  pthread_mutex_init(&region_meta_lock_, NULL);
+  if (region_backend == LOF_BACKEND_UNLOCKED) return;
+  bool relock = lof__option(LOF_OPT_FORK_RELOCK) != 0;
+  for (unsigned i = 0; i < region_meta_n; i++) {
+    if (relock && lof__os_lock_onfault((void *)region_meta[i].start, region_meta[i].len) == 0)
+      continue;
+    lof__budget_unlock_meta(region_meta[i].len);
+    region_meta[i--] = region_meta[--region_meta_n];
+  }
   for (lof_region_t *r = region_list; r; r = r->next) {
     if (r->kind == LOF_REGION_WHOLE) {
-      if (r->whole_locked) lof__os_lock_onfault((void *)r->base, r->size);
+      if (r->whole_locked) region_child_relock(r, r->base, r->size, relock);
       continue;
     }
     size_t pages = PAGES(r->size), run = 0;
@@ -637,7 +714,8 @@ void lof__region_postfork_child(void) {
         locked = ((c & ~u) >> (i % 64)) & 1;
       }
       if (locked) { run++; continue; }
-      if (run) lof__os_lock_onfault((void *)(r->base + (i - run) * LOF_PAGE_SIZE), run * LOF_PAGE_SIZE);
+      if (run)
+        region_child_relock(r, r->base + (i - run) * LOF_PAGE_SIZE, run * LOF_PAGE_SIZE, relock);
       run = 0;
     }
   }

@@ -23,10 +23,16 @@
  *  - Callers own their ranges: two threads never operate on overlapping
  *    ranges at once.  Different ranges of one region may be operated on
  *    concurrently (bitmap words are updated atomically).
- *  - No lock is held across a system call.  Regions are listed in one global
- *    list under a mutex, touched only by reserve/release/find/stats/fork.
+ *  - Regions are listed in one global list under a mutex, touched only by
+ *    reserve/release/find/stats/fork.  The one system call made under it is
+ *    the mapping of a new 64 KiB block of descriptors (rare), so the mutex
+ *    is never held across a commit, purge or unmap of heap memory.
  *  - Nothing here calls malloc: descriptors and bitmaps live in their own
- *    mmap'd metadata, itself locked on fault.
+ *    mmap'd metadata, itself locked on fault (charged to the same budget,
+ *    counted apart: stats.meta_locked).
+ *  - Every lock can be refused (budget.h): the policy decides at each place
+ *    one is taken -- commit, map, remap growth, fork re-lock -- for any
+ *    errno the kernel gives (ENOSYS and EINVAL included).
  *  - Adjacent ranges committed one after another end up in one VMA: commit
  *    and decommit restore exactly the flags of their neighbours so the kernel
  *    merges them; purge never changes VMA flags.
@@ -63,7 +69,9 @@ LOF_HIDDEN lof_region_t *lof__region_map(size_t size, size_t align);
 
 /* Grow or shrink a region made by lof__region_map to new_size bytes,
  * without copying (mremap; the region may move: read r->base after).
- * Growth is subject to the policy.  0, or -1 + ENOMEM (region unchanged). */
+ * Growth of a locked region that the budget or the kernel refuses fails
+ * quietly: 0, or -1 + ENOMEM (region unchanged), and the caller moves the
+ * block (lof__region_map applies the policy). */
 LOF_HIDDEN int lof__region_remap(lof_region_t *r, size_t new_size);
 
 /* Commit [addr, addr+len) of r: readable, writable, lock-on-fault (or
@@ -88,6 +96,13 @@ LOF_HIDDEN lof_region_t *lof__region_find(const void *addr);
 /* True when every page of [addr, addr+len) of r is committed. */
 LOF_HIDDEN bool lof__region_is_committed(const lof_region_t *r,
                                          const void *addr, size_t len);
+
+/* The frontends' own bookkeeping (tables, registries): lock [addr, addr+len)
+ * on fault if the budget allows (never refused loudly), count it in
+ * stats.meta_locked and re-lock it in a fork child; unlock undoes a lock of
+ * exactly that range.  Page-aligned. */
+LOF_HIDDEN void lof__region_meta_lock(void *addr, size_t len);
+LOF_HIDDEN void lof__region_meta_unlock(void *addr, size_t len);
 
 /* Initialise (idempotent, thread-safe; every entry point above calls it). */
 LOF_HIDDEN void lof__region_init(void);

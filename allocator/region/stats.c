@@ -46,5 +46,15 @@ void lof__stats_print(int fd, const lof_stats_t *st) {
   stats_line(fd, "lock_failures", STATS_COUNT, st->lock_failures, NULL);
   stats_line(fd, "regions", STATS_COUNT, st->regions, NULL);
   stats_line(fd, "heap_vmas", STATS_COUNT, st->heap_vmas, NULL);
+  stats_line(fd, "meta_locked", STATS_BYTES, st->meta_locked, NULL);
+  if (st->meta_unlocked) stats_line(fd, "meta_unlocked", STATS_BYTES, st->meta_unlocked, NULL);
   if (st->max_locked) stats_line(fd, "max_locked", STATS_BYTES, st->max_locked, NULL);
+  if (st->memlock_limit == 0) stats_line(fd, "memlock_limit", NULL, 0, "none (CAP_IPC_LOCK)");
+  else if (st->memlock_limit == UINT64_MAX) stats_line(fd, "memlock_limit", NULL, 0, "unlimited");
+  else stats_line(fd, "memlock_limit", STATS_BYTES, st->memlock_limit, NULL);
+  if (st->cgroup_limit) stats_line(fd, "cgroup_limit", STATS_BYTES, st->cgroup_limit, NULL);
+  if (st->release_failures) {
+    stats_line(fd, "release_failures", STATS_COUNT, st->release_failures, NULL);
+    stats_line(fd, "leaked", STATS_BYTES, st->leaked, NULL);
+  }
 }
