@@ -15,9 +15,15 @@
  * all its pages read as zero (fresh or purged), which calloc uses to skip
  * memset, and the dirty ones sit on a list that decay (purge.c) walks.
  *
+ * Runs are handed out only from a segment's committed prefix: a run that
+ * reaches above it first grows the prefix (one commit per 64 KiB step, under
+ * the lock: see segment.c); the low-pages-first placement above keeps the
+ * prefix short.
+ *
  * Threads are spread over the arenas round-robin; each arena has one mutex,
  * taken once per span (64 KiB+ of small objects) or per large block, never
- * on the small-object fast path, and never held across a system call.
+ * on the small-object fast path; the only system call made under it is the
+ * growth of a committed prefix.
  */
 #include <errno.h>
 #include <sys/syscall.h>
@@ -229,6 +235,14 @@ LOF_HIDDEN lof_span_t *lof__arena_alloc(lof_arena_t *a, size_t npages, size_t al
       uintptr_t start = lof__span_start(s);
       size_t off = (LOF_ALIGN_UP(start, apages << LOF_PAGE_SHIFT) - start) >> LOF_PAGE_SHIFT;
       lof_span_t *r = arena_carve(a, s, off, npages);
+      lof_segment_t *seg = lof__segment_of(r);
+      if (lof__segment_commit_to(seg, lof__span_index(seg, r) + npages) != 0) {
+        /* The lock was refused (strict): the run goes back untouched. */
+        lof__arena_insert_locked(a, r, r->zero, lof__now_ms());
+        pthread_mutex_unlock(&a->lock);
+        errno = ENOMEM;
+        return NULL;
+      }
       if (state == LOF_SPAN_SMALL) lof__span_init_small(r, cls, owner);
       r->state = state;
       *zero = r->zero;
@@ -277,7 +291,8 @@ LOF_HIDDEN bool lof__arena_resize(lof_span_t *s, size_t npages) {
   } else if (first + s->npages < LOF_SEG_PAGES) {
     lof_span_t *q = &seg->spans[first + s->npages];
     size_t need = npages - s->npages;
-    if (q->state == LOF_SPAN_FREE && q->npages >= need) {
+    if (q->state == LOF_SPAN_FREE && q->npages >= need &&
+        lof__segment_commit_to(seg, first + npages) == 0) {
       lof__arena_unlink_locked(a, q);
       lof_span_t *r = arena_carve(a, q, 0, need);
       r->state = LOF_SPAN_UNUSED;

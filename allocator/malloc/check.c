@@ -13,6 +13,7 @@
 #include "frontend.h"
 
 static int check_segment(lof_arena_t *a, lof_segment_t *seg) {
+  size_t top = atomic_load_explicit(&seg->committed_pages, memory_order_relaxed);
   size_t i = LOF_SEG_HDR_PAGES;
   bool prev_free = false;
   if (seg->magic != LOF_SEG_MAGIC || seg->kind != LOF_SEG_NORMAL || seg->arena != a ||
@@ -63,6 +64,11 @@ static int check_segment(lof_arena_t *a, lof_segment_t *seg) {
       break;
     default:
       lof__message("check: segment %p page %zu: state %u", (void *)seg, i, s->state);
+      return -1;
+    }
+    if (s->state != LOF_SPAN_FREE && i + n > top) {
+      lof__message("check: segment %p page %zu: in use above the committed prefix (%zu pages)",
+                   (void *)seg, i, top);
       return -1;
     }
     prev_free = s->state == LOF_SPAN_FREE;

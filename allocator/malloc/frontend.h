@@ -5,8 +5,9 @@
  *
  * The picture (doc/malloc.md has the long version):
  *
- *   region (1 GiB reservation) --> segments (4 MiB, aligned, committed in one
- *   call each; their header sits in the first pages) --> spans (runs of 4 KiB
+ *   region (1 GiB reservation) --> segments (4 MiB, aligned; a committed
+ *   prefix that grows in 64 KiB steps as pages are handed out and is trimmed
+ *   when its top decays; the header sits in the first pages) --> spans (runs of 4 KiB
  *   pages, described in the segment header) --> blocks (small objects of one
  *   size class carved from a span, or one large block = the whole span).
  *   Huge blocks (>= the huge threshold) have their own lock-on-fault mapping
@@ -31,7 +32,16 @@
  *    abandoned (its thread exited); such spans are adopted under a lock.
  *  - Large spans and free runs belong to the arena of their segment and are
  *    only touched under that arena's lock.
- *  - No lock is held across a system call (purge, commit, reserve).
+ *  - A segment's pages below committed_pages are committed, the rest only
+ *    reserved: a run is handed out only once its pages are committed, and
+ *    every page above committed_pages lies in the segment's last free run.
+ *  - Locks and system calls: purge and unmap run with no lock held.  Two
+ *    kinds of call are made under a lock, each once per 64 KiB or rarer:
+ *    growing a segment's committed prefix (under its arena's lock, so two
+ *    threads never commit the same pages) and taking a new reservation or
+ *    heap-struct block (under segment_lock / heaps_lock).  No call is made
+ *    under two locks, and no lock is taken inside the region layer's call
+ *    but the region layer's own, which comes last in the fork order.
  */
 #ifndef LOF_FRONTEND_H
 #define LOF_FRONTEND_H
@@ -116,7 +126,10 @@ struct lof_arena;
 typedef struct lof_segment {
   uint32_t magic;                  /* LOF_SEG_MAGIC while live */
   uint8_t kind;                    /* enum lof_segment_kind */
-  uint8_t pad_[3];
+  uint8_t pad_;
+  _Atomic(uint16_t) committed_pages; /* NORMAL: pages [0, n) committed (and locked); the rest
+                                      * reserved.  Grown and trimmed under the arena's lock,
+                                      * or by the one thread purging the run at the top */
   lof_region_t *region;            /* NORMAL: the reservation it was cut from; HUGE: its own */
   struct lof_arena *arena;         /* NORMAL: the arena owning its page runs */
   size_t huge_offset;              /* HUGE: block start - header (one page) */
@@ -178,8 +191,19 @@ static inline bool lof__registry_test(const void *unit) {
   return (atomic_load_explicit(&lof__registry[i / 64], memory_order_relaxed) >> (i % 64)) & 1;
 }
 LOF_HIDDEN void lof__registry_set(const void *unit, bool on);
-/* A fresh NORMAL segment, committed, header initialised, registered. */
+/* A fresh NORMAL segment: its header and the first LOF_COMMIT_STEP pages
+ * committed, initialised, registered.  NULL + ENOMEM (strict policy). */
 LOF_HIDDEN lof_segment_t *lof__segment_new(struct lof_arena *arena);
+/* The committed prefix grows in steps of this many pages (64 KiB). */
+#define LOF_COMMIT_STEP_PAGES 16
+/* Commit seg's pages up to page `end` (exclusive), rounded up to a step.
+ * Under the arena's lock.  0, or -1 + ENOMEM (the policy said strict). */
+LOF_HIDDEN int lof__segment_commit_to(lof_segment_t *seg, size_t end);
+/* Decommit seg's pages from `start` (>= the header) to the top of its
+ * committed prefix: they leave RAM and the lock charge.  Called by the one
+ * thread purging the run that reaches the top.  Returns the bytes given
+ * back (0 if the kernel refused: the pages stay committed). */
+LOF_HIDDEN size_t lof__segment_trim(lof_segment_t *seg, size_t start);
 LOF_HIDDEN void lof__segment_prefork(void);
 LOF_HIDDEN void lof__segment_postfork(bool child);
 

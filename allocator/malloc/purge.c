@@ -9,6 +9,9 @@
  * PURGING (not allocatable, not coalescable), drops the arena lock, purges
  * them (MADV_DONTNEED_LOCKED via the region layer: the range stays committed
  * and lock-on-fault and refaults as zeros), and reinserts them as zero runs.
+ * A run that reaches the top of its segment's committed prefix is trimmed
+ * instead (decommitted: it leaves the lock charge too, see segment.c), so
+ * the charge follows use.
  * When a purged run is a whole segment, the segment header's descriptor
  * pages are purged with it, so an idle segment keeps one resident page.
  * There is never a system call per free.
@@ -49,9 +52,20 @@ LOF_HIDDEN size_t lof__arena_decay_locked(lof_arena_t *a, uint64_t now, bool for
     bool ok[LOF_PURGE_BATCH];
     for (unsigned i = 0; i < nb; i++) {
       lof_segment_t *seg = lof__segment_of(batch[i]);
-      size_t len = (size_t)batch[i]->npages << LOF_PAGE_SHIFT;
-      ok[i] = lof__region_purge(seg->region, (void *)lof__span_start(batch[i]), len) == 0;
-      if (ok[i]) total += len;
+      size_t first = lof__span_index(seg, batch[i]), end = first + batch[i]->npages;
+      size_t top = atomic_load_explicit(&seg->committed_pages, memory_order_relaxed);
+      size_t trimmed = end >= top ? lof__segment_trim(seg, first) : 0;
+      if (trimmed) {
+        /* The run reaches the top of the committed prefix: decommitted,
+         * its pages leave RAM and the lock charge. */
+        ok[i] = true;
+        total += trimmed;
+      } else {
+        size_t len = ((end < top ? end : top) - first) << LOF_PAGE_SHIFT;
+        ok[i] = len == 0 ||
+                lof__region_purge(seg->region, (void *)lof__span_start(batch[i]), len) == 0;
+        total += ok[i] ? len : 0;
+      }
       if (ok[i] && batch[i]->npages == LOF_SEG_USABLE_PAGES) {
         /* The whole segment is free and out of the bins: its span
          * descriptors (header pages 1..) describe nothing and may go too;

@@ -3,11 +3,15 @@
  * 4 MiB units hold a frontend header.
  *
  * Segments are cut in address order from 1 GiB reservations (PROT_NONE,
- * uncharged) and committed one whole segment per call, so a growing heap is
- * one commit (one mlock2) per 4 MiB and consecutive segments merge into one
- * lock-on-fault VMA.  A segment, once committed, stays committed: its free
- * pages are purged (they leave RAM and the lock count) but the range keeps
- * its VMA flags, which avoids VMA splits.
+ * uncharged).  A segment is committed (locked on fault, and so charged to
+ * RLIMIT_MEMLOCK) as a prefix that follows use: its header and one step at
+ * creation, then one step of 64 KiB at a time as the arena hands out pages
+ * above it (placement fills low pages first, see arena.c), and it is
+ * trimmed back when the free run at its top decays or is purged.  Pages
+ * freed below the top are purged (they leave RAM, the range stays
+ * committed).  So the charge is what is in use rounded to 64 KiB plus the
+ * holes below each segment's top, and a segment is at most two VMAs: its
+ * committed prefix and its reserved tail.
  *
  * The registry is one bit per 4 MiB unit of the 47-bit user address space
  * (4 MiB of zero-fill BSS, touched only where the heap lives).  free() tests
@@ -36,31 +40,43 @@ LOF_HIDDEN void lof__registry_set(const void *unit, bool on) {
 static pthread_mutex_t segment_lock = PTHREAD_MUTEX_INITIALIZER;
 static lof_region_t *segment_region; /* current reservation */
 static size_t segment_next;          /* offset of the next segment in it */
+static uintptr_t segment_spare;      /* a slot whose first commit was refused, for next time */
+
+#define SEGMENT_FIRST_COMMIT ((LOF_SEG_HDR_PAGES + LOF_COMMIT_STEP_PAGES) << LOF_PAGE_SHIFT)
 
 LOF_HIDDEN lof_segment_t *lof__segment_new(lof_arena_t *arena) {
   lof_region_t *r;
   uintptr_t base;
 
   pthread_mutex_lock(&segment_lock);
-  if (segment_region == NULL || segment_next + LOF_SEG_SIZE > segment_region->size) {
-    /* Reserving is a syscall, but a rare one (once per 1 GiB); holding the
-     * lock keeps two threads from reserving at once. */
-    lof_region_t *nr = lof__region_reserve(LOF_RESERVE_SIZE, LOF_SEG_SIZE);
-    if (nr == NULL) {
-      pthread_mutex_unlock(&segment_lock);
-      errno = ENOMEM;
-      return NULL;
+  if (segment_spare != 0) {
+    base = segment_spare;
+    segment_spare = 0;
+    r = segment_region;
+  } else {
+    if (segment_region == NULL || segment_next + LOF_SEG_SIZE > segment_region->size) {
+      /* Reserving is a syscall, but a rare one (once per 1 GiB); holding the
+       * lock keeps two threads from reserving at once. */
+      lof_region_t *nr = lof__region_reserve(LOF_RESERVE_SIZE, LOF_SEG_SIZE);
+      if (nr == NULL) {
+        pthread_mutex_unlock(&segment_lock);
+        errno = ENOMEM;
+        return NULL;
+      }
+      segment_region = nr;
+      segment_next = 0;
     }
-    segment_region = nr;
-    segment_next = 0;
+    r = segment_region;
+    base = r->base + segment_next;
+    segment_next += LOF_SEG_SIZE;
   }
-  r = segment_region;
-  base = r->base + segment_next;
-  segment_next += LOF_SEG_SIZE;
   pthread_mutex_unlock(&segment_lock);
 
-  if (lof__region_commit(r, (void *)base, LOF_SEG_SIZE) != 0) {
-    /* The slot is lost to this reservation; it stays reserved (uncharged). */
+  if (lof__region_commit(r, (void *)base, SEGMENT_FIRST_COMMIT) != 0) {
+    /* Refused (strict): keep the slot for the next attempt. */
+    pthread_mutex_lock(&segment_lock);
+    if (segment_spare == 0 && r == segment_region) segment_spare = base;
+    pthread_mutex_unlock(&segment_lock);
     errno = ENOMEM;
     return NULL;
   }
@@ -69,6 +85,8 @@ LOF_HIDDEN lof_segment_t *lof__segment_new(lof_arena_t *arena) {
   seg->kind = LOF_SEG_NORMAL;
   seg->region = r;
   seg->arena = arena;
+  atomic_store_explicit(&seg->committed_pages, (uint16_t)(SEGMENT_FIRST_COMMIT >> LOF_PAGE_SHIFT),
+                        memory_order_relaxed);
   for (size_t i = 0; i < LOF_SEG_HDR_PAGES; i++) {
     seg->pagemap[i] = 0;
     seg->spans[i].state = LOF_SPAN_HEADER;
@@ -77,6 +95,31 @@ LOF_HIDDEN lof_segment_t *lof__segment_new(lof_arena_t *arena) {
   seg->magic = LOF_SEG_MAGIC;
   lof__registry_set(seg, true);
   return seg;
+}
+
+LOF_HIDDEN int lof__segment_commit_to(lof_segment_t *seg, size_t end) {
+  size_t have = atomic_load_explicit(&seg->committed_pages, memory_order_relaxed);
+  if (end <= have) return 0;
+  size_t want = have + LOF_ALIGN_UP(end - have, LOF_COMMIT_STEP_PAGES);
+  if (want > LOF_SEG_PAGES) want = LOF_SEG_PAGES;
+  if (lof__region_commit(seg->region, (char *)seg + (have << LOF_PAGE_SHIFT),
+                         (want - have) << LOF_PAGE_SHIFT) != 0) {
+    errno = ENOMEM;
+    return -1;
+  }
+  atomic_store_explicit(&seg->committed_pages, (uint16_t)want, memory_order_relaxed);
+  return 0;
+}
+
+LOF_HIDDEN size_t lof__segment_trim(lof_segment_t *seg, size_t start) {
+  size_t have = atomic_load_explicit(&seg->committed_pages, memory_order_relaxed);
+  if (start < LOF_SEG_HDR_PAGES) start = LOF_SEG_HDR_PAGES;
+  if (start >= have) return 0;
+  size_t len = (have - start) << LOF_PAGE_SHIFT;
+  if (lof__region_decommit(seg->region, (char *)seg + (start << LOF_PAGE_SHIFT), len) != 0)
+    return 0;
+  atomic_store_explicit(&seg->committed_pages, (uint16_t)start, memory_order_relaxed);
+  return len;
 }
 
 LOF_HIDDEN void lof__segment_prefork(void) { pthread_mutex_lock(&segment_lock); }

@@ -25,9 +25,11 @@ typedef enum lof_os_site {
 #ifdef LOF_TESTING
 /* Test builds only: the nth next call at site (1 = the very next) fails with
  * err, and with sticky every call after it too; nth = 0 disarms.  Calls are
- * counted per site whether armed or not (lof__os_calls). */
-LOF_HIDDEN void lof__os_inject(lof_os_site_t site, unsigned nth, int err, bool sticky);
-LOF_HIDDEN unsigned lof__os_calls(lof_os_site_t site);
+ * counted per site whether armed or not (lof__os_calls).  Exported from the
+ * test build of the library (liblofalloc-test) so tests can call them. */
+__attribute__((visibility("default"))) void lof__os_inject(lof_os_site_t site, unsigned nth,
+                                                           int err, bool sticky);
+__attribute__((visibility("default"))) unsigned lof__os_calls(lof_os_site_t site);
 #endif
 
 /* What the kernel offers, probed once by lof__os_probe(). */

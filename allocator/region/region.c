@@ -192,15 +192,18 @@ void lof__region_meta_unlock(void *addr, size_t len) {
   lof__budget_meta_skipped(-(int64_t)len); /* it was one left unlocked */
 }
 
-/* Map metadata, locked on fault (or not, see above).  Tables larger than
- * REGION_META_LOCK_MAX (the bitmaps of reservations above 1 GiB: they are
- * sparse, touched only where pages are committed) stay unlocked, since the
- * kernel would charge their whole range. */
+/* Map metadata, locked on fault (or not, see above).  Under a
+ * RLIMIT_MEMLOCK, tables larger than REGION_META_LOCK_MAX (the bitmaps of
+ * reservations above 1 GiB: sparse, touched only where pages are committed,
+ * never by malloc's fast paths) stay unlocked, since the kernel would charge
+ * their whole range against the heap's room. */
 #define REGION_META_LOCK_MAX ((size_t)64 << 10)
 static void *region_meta_map(size_t len) {
   void *p = lof__os_map_meta(len);
   if (p == NULL) return NULL;
-  if (len <= REGION_META_LOCK_MAX) lof__region_meta_lock(p, len);
+  if (len <= REGION_META_LOCK_MAX || lof__os_have_ipc_lock() ||
+      lof__os_memlock_limit() == UINT64_MAX)
+    lof__region_meta_lock(p, len);
   else lof__budget_meta_skipped((int64_t)len);
   return p;
 }
