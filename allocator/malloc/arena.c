@@ -33,7 +33,7 @@
 #include "frontend.h"
 #include "options.h"
 
-LOF_HIDDEN lof_arena_t lof__arenas[LOF_MAX_ARENAS];
+LOF_HIDDEN _Alignas(4096) lof_arena_t lof__arenas[LOF_MAX_ARENAS];
 LOF_HIDDEN unsigned lof__narenas = 1;
 
 LOF_HIDDEN void lof__arenas_init(void) {
@@ -52,6 +52,8 @@ LOF_HIDDEN void lof__arenas_init(void) {
     lof__arenas[i].index = i;
   }
   lof__narenas = n;
+  /* The arenas are bookkeeping every allocation reads: locked on fault. */
+  lof__region_meta_lock(lof__arenas, LOF_ALIGN_UP(sizeof lof__arenas, LOF_PAGE_SIZE));
 }
 
 LOF_HIDDEN uint64_t lof__now_ms(void) {

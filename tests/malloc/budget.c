@@ -109,6 +109,11 @@ static int scenario_strict_7m(void) {
     lof_purge(); /* what malloc_trim(0) does */
     uint64_t vmlck = proc_vmlck();
     CHECK(vmlck < vmlck0 + 1 * MiB); /* the charge came back */
+    /* and the stats say exactly what the kernel charges: heap + the
+     * library's own bookkeeping (registry page, arenas, descriptors) */
+    st = stats_now();
+    CHECK(vmlck == st.locked_range + st.meta_locked);
+    CHECK(st.meta_locked > 0 && st.meta_locked < 512 * KiB);
     if (round == 0)
       fprintf(stderr, "strict-7m: VmLck start %llu KiB, with 7 MiB live: locked_range %llu KiB, "
               "after free-all + malloc_trim(0): %llu KiB\n", (unsigned long long)(vmlck0 >> 10),
