@@ -119,8 +119,8 @@ static LOF_NOINLINE void free_slow(void *p) {
     return;
   }
   uintptr_t off = (uintptr_t)p - (uintptr_t)seg;
-  size_t first = seg->pagemap[off >> LOF_PAGE_SHIFT];
-  lof_span_t *s = &seg->spans[first];
+  lof_span_t *s = &seg->spans[seg->pagemap[off >> LOF_PAGE_SHIFT]];
+  size_t first = s->first;
   if (s->state == LOF_SPAN_LARGE && off == first << LOF_PAGE_SHIFT) {
     lof__large_free(s);
     return;
@@ -170,16 +170,16 @@ LOF_EXPORT void lof_free(void *p) {
     return;
   }
   uintptr_t off = (uintptr_t)p - (uintptr_t)seg;
-  size_t first = seg->pagemap[off >> LOF_PAGE_SHIFT];
-  /* = &seg->spans[first], spelled so that gcc forms the descriptor address
+  size_t slot = seg->pagemap[off >> LOF_PAGE_SHIFT];
+  /* = &seg->spans[slot], spelled so that gcc forms the descriptor address
    * once rather than once per field (two instructions fewer) */
-  lof_span_t *s = (lof_span_t *)((uintptr_t)seg->spans + first * sizeof(lof_span_t));
+  lof_span_t *s = (lof_span_t *)((uintptr_t)seg->spans + slot * sizeof(lof_span_t));
   lof_heap_t *h = lof__heap_tls;
   /* Only a SMALL span has a non-zero owner (arena.c clears it whenever a
    * descriptor stops heading a small span), so one compare tells "a small
    * block of this thread's". */
   if (LOF_UNLIKELY(atomic_load_explicit(&s->owner, memory_order_relaxed) != h->id)) {
-    free_not_own(p, s, (uint32_t)(off - (first << LOF_PAGE_SHIFT)));
+    free_not_own(p, s, (uint32_t)(off - ((size_t)s->first << LOF_PAGE_SHIFT)));
     return;
   }
   /* The owner's free: cheap checks (start of a block, carved, not freed).
@@ -187,7 +187,7 @@ LOF_EXPORT void lof_free(void *p) {
    * the high half is the exact block index and the low half is below inv
    * exactly when block_size divides boff (checked for every class and
    * offset when this was written; free_slow re-derives it the plain way). */
-  uint32_t boff = (uint32_t)(off - (first << LOF_PAGE_SHIFT));
+  uint32_t boff = (uint32_t)(off - ((size_t)s->first << LOF_PAGE_SHIFT));
   uint64_t m = (uint64_t)boff * s->inv;
   lof_block_t *b = p;
   uintptr_t cookie = lof__block_cookie(b);

@@ -26,6 +26,7 @@
  * growth of a committed prefix.
  */
 #include <errno.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -67,9 +68,32 @@ LOF_HIDDEN unsigned lof__arena_bin(size_t npages) {
   return 32u + (63u - (unsigned)__builtin_clzll((unsigned long long)npages)) - 5u;
 }
 
-static void arena_set_bounds(lof_segment_t *seg, size_t first, size_t npages) {
-  seg->pagemap[first] = (uint16_t)first;
-  seg->pagemap[first + npages - 1] = (uint16_t)first;
+LOF_HIDDEN lof_span_t *lof__span_slot_new(lof_segment_t *seg, size_t first) {
+  for (size_t w = 0; w < LOF_SEG_PAGES / 64; w++) {
+    uint64_t used = seg->slot_used[w];
+    if (used == ~(uint64_t)0) continue;
+    size_t slot = w * 64 + (size_t)__builtin_ctzll(~used);
+    seg->slot_used[w] = used | ((uint64_t)1 << (slot % 64));
+    lof_span_t *s = &seg->spans[slot];
+    memset(s, 0, sizeof *s);
+    s->first = (uint16_t)first;
+    return s;
+  }
+  lof__fatal("segment %p: no free descriptor slot", (void *)seg); /* a slot per page: cannot */
+}
+
+LOF_HIDDEN void lof__span_slot_free(lof_segment_t *seg, lof_span_t *s) {
+  size_t slot = lof__span_slot(seg, s);
+  s->state = LOF_SPAN_UNUSED;
+  atomic_store_explicit(&s->owner, 0, memory_order_relaxed);
+  seg->slot_used[slot / 64] &= ~((uint64_t)1 << (slot % 64));
+}
+
+/* pagemap at s's first and last page names its slot (the boundary tags). */
+static void arena_set_bounds(lof_segment_t *seg, lof_span_t *s) {
+  uint16_t slot = lof__span_slot(seg, s);
+  seg->pagemap[s->first] = slot;
+  seg->pagemap[s->first + s->npages - 1] = slot;
 }
 
 LOF_HIDDEN void lof__arena_unlink_locked(lof_arena_t *a, lof_span_t *s) {
@@ -103,7 +127,7 @@ static void arena_link(lof_arena_t *a, lof_span_t *s) {
 
 LOF_HIDDEN void lof__arena_insert_locked(lof_arena_t *a, lof_span_t *s, bool zero, uint64_t now) {
   lof_segment_t *seg = lof__segment_of(s);
-  size_t first = lof__span_index(seg, s), n = s->npages;
+  size_t first = s->first, n = s->npages;
   uint64_t freed = zero ? UINT64_MAX : now;
 
   /* First of all: s no longer heads a small span (free's fast path trusts
@@ -118,20 +142,20 @@ LOF_HIDDEN void lof__arena_insert_locked(lof_arena_t *a, lof_span_t *s, bool zer
       zero = zero && p->zero;
       if (!p->zero && p->freed_ms < freed) freed = p->freed_ms;
       n += p->npages;
-      s->state = LOF_SPAN_UNUSED;
+      lof__span_slot_free(seg, s);
       s = p;
-      first = lof__span_index(seg, p);
+      first = p->first;
     }
   }
-  /* ... and with the run after. */
+  /* ... and with the run after (its first page's map entry names it). */
   if (first + n < LOF_SEG_PAGES) {
-    lof_span_t *q = &seg->spans[first + n];
+    lof_span_t *q = &seg->spans[seg->pagemap[first + n]];
     if (q->state == LOF_SPAN_FREE) {
       lof__arena_unlink_locked(a, q);
       zero = zero && q->zero;
       if (!q->zero && q->freed_ms < freed) freed = q->freed_ms;
       n += q->npages;
-      q->state = LOF_SPAN_UNUSED;
+      lof__span_slot_free(seg, q);
     }
   }
   s->state = LOF_SPAN_FREE;
@@ -139,7 +163,7 @@ LOF_HIDDEN void lof__arena_insert_locked(lof_arena_t *a, lof_span_t *s, bool zer
   s->zero = zero;
   s->freed_ms = zero ? 0 : freed;
   s->full = 0;
-  arena_set_bounds(seg, first, n);
+  arena_set_bounds(seg, s);
   arena_link(a, s);
 }
 
@@ -184,24 +208,25 @@ static lof_span_t *arena_find(lof_arena_t *a, size_t n) {
  * before and after go back as free runs with s's zero state. */
 static lof_span_t *arena_carve(lof_arena_t *a, lof_span_t *s, size_t off, size_t n) {
   lof_segment_t *seg = lof__segment_of(s);
-  size_t first = lof__span_index(seg, s), total = s->npages;
+  size_t first = s->first, total = s->npages;
   bool zero = s->zero;
   uint64_t freed = s->freed_ms;
-  lof_span_t *r = &seg->spans[first + off];
+  lof_span_t *r = s;
 
   if (off > 0) {
     s->npages = (uint16_t)off;
     s->state = LOF_SPAN_FREE;
-    arena_set_bounds(seg, first, off);
+    arena_set_bounds(seg, s);
     arena_link(a, s);
+    r = lof__span_slot_new(seg, first + off);
   }
   if (off + n < total) {
-    lof_span_t *t = &seg->spans[first + off + n];
+    lof_span_t *t = lof__span_slot_new(seg, first + off + n);
     t->state = LOF_SPAN_FREE;
     t->npages = (uint16_t)(total - off - n);
     t->zero = zero;
     t->freed_ms = freed;
-    arena_set_bounds(seg, first + off + n, t->npages);
+    arena_set_bounds(seg, t);
     arena_link(a, t);
   }
   r->npages = (uint16_t)n;
@@ -209,7 +234,7 @@ static lof_span_t *arena_carve(lof_arena_t *a, lof_span_t *s, size_t off, size_t
   r->state = LOF_SPAN_LARGE; /* the caller re-labels small spans */
   atomic_store_explicit(&r->owner, 0, memory_order_relaxed);
   r->next = r->prev = NULL;
-  arena_set_bounds(seg, first + off, n);
+  arena_set_bounds(seg, r);
   return r;
 }
 
@@ -259,7 +284,7 @@ LOF_HIDDEN lof_span_t *lof__arena_alloc(lof_arena_t *a, size_t npages, size_t al
     seg->next = a->segments;
     a->segments = seg;
     a->nsegments++;
-    lof_span_t *f = &seg->spans[LOF_SEG_HDR_PAGES];
+    lof_span_t *f = lof__span_slot_new(seg, LOF_SEG_HDR_PAGES);
     f->npages = (uint16_t)LOF_SEG_USABLE_PAGES;
     lof__arena_insert_locked(a, f, true, 0);
   }
@@ -277,29 +302,29 @@ LOF_HIDDEN void lof__arena_free(lof_span_t *s) {
 LOF_HIDDEN bool lof__arena_resize(lof_span_t *s, size_t npages) {
   lof_segment_t *seg = lof__segment_of(s);
   lof_arena_t *a = seg->arena;
-  size_t first = lof__span_index(seg, s);
+  size_t first = s->first;
   bool ok = false;
   pthread_mutex_lock(&a->lock);
   if (npages < s->npages) {
-    lof_span_t *t = &seg->spans[first + npages];
+    lof_span_t *t = lof__span_slot_new(seg, first + npages);
     t->npages = (uint16_t)(s->npages - npages);
     t->state = LOF_SPAN_LARGE;
     s->npages = (uint16_t)npages;
-    arena_set_bounds(seg, first, npages);
+    arena_set_bounds(seg, s);
     lof__arena_insert_locked(a, t, false, lof__now_ms());
     ok = true;
   } else if (npages == s->npages) {
     ok = true;
   } else if (first + s->npages < LOF_SEG_PAGES) {
-    lof_span_t *q = &seg->spans[first + s->npages];
+    lof_span_t *q = &seg->spans[seg->pagemap[first + s->npages]];
     size_t need = npages - s->npages;
     if (q->state == LOF_SPAN_FREE && q->npages >= need &&
         lof__segment_commit_to(seg, first + npages) == 0) {
       lof__arena_unlink_locked(a, q);
       lof_span_t *r = arena_carve(a, q, 0, need);
-      r->state = LOF_SPAN_UNUSED;
+      lof__span_slot_free(seg, r);
       s->npages = (uint16_t)npages;
-      arena_set_bounds(seg, first, npages);
+      arena_set_bounds(seg, s);
       ok = true;
     }
   }

@@ -2,7 +2,8 @@
  * check.c -- lof_check(): walk the heap and verify its invariants.
  *
  * Checked: every segment of every arena tiles its pages exactly with spans
- * whose pagemap bounds name them; free runs are coalesced (no two free
+ * whose pagemap bounds name their descriptor slot, every slot in use heads
+ * one span, and no span in use lies above the committed prefix; free runs are coalesced (no two free
  * neighbours), sit in the bin of their size, and are on the dirty list
  * exactly when not known zero; small spans have the geometry of their class;
  * the calling thread's own spans have consistent free lists and counts;
@@ -21,14 +22,22 @@ static int check_segment(lof_arena_t *a, lof_segment_t *seg) {
     lof__message("check: segment %p header is corrupt", (void *)seg);
     return -1;
   }
+  size_t slots = 1; /* slot 0: the header */
+  if (seg->pagemap[0] != 0 || seg->spans[0].state != LOF_SPAN_HEADER || !(seg->slot_used[0] & 1)) {
+    lof__message("check: segment %p: header descriptor", (void *)seg);
+    return -1;
+  }
   while (i < LOF_SEG_PAGES) {
-    lof_span_t *s = &seg->spans[i];
+    size_t slot = seg->pagemap[i];
+    lof_span_t *s = &seg->spans[slot];
     size_t n = s->npages;
-    if (n == 0 || i + n > LOF_SEG_PAGES || seg->pagemap[i] != i || seg->pagemap[i + n - 1] != i) {
+    if (n == 0 || s->first != i || i + n > LOF_SEG_PAGES || seg->pagemap[i + n - 1] != slot ||
+        !((seg->slot_used[slot / 64] >> (slot % 64)) & 1)) {
       lof__message("check: segment %p page %zu: bad span (%zu pages, state %u)", (void *)seg, i,
                    n, s->state);
       return -1;
     }
+    slots++;
     switch (s->state) {
     case LOF_SPAN_FREE: {
       if (prev_free) {
@@ -57,7 +66,7 @@ static int check_segment(lof_arena_t *a, lof_segment_t *seg) {
         return -1;
       }
       for (size_t k = i; k < i + n; k++)
-        if (seg->pagemap[k] != i) {
+        if (seg->pagemap[k] != slot) {
           lof__message("check: segment %p page %zu: pagemap of small span", (void *)seg, k);
           return -1;
         }
@@ -73,6 +82,13 @@ static int check_segment(lof_arena_t *a, lof_segment_t *seg) {
     }
     prev_free = s->state == LOF_SPAN_FREE;
     i += n;
+  }
+  size_t in_use = 0;
+  for (size_t w = 0; w < LOF_SEG_PAGES / 64; w++) in_use += (size_t)__builtin_popcountll(seg->slot_used[w]);
+  if (in_use != slots) {
+    lof__message("check: segment %p: %zu descriptor slots in use for %zu spans", (void *)seg,
+                 in_use, slots);
+    return -1;
   }
   return 0;
 }

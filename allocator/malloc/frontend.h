@@ -23,9 +23,11 @@
  *  - A descriptor's owner is non-zero only while it heads a SMALL span that
  *    a live heap owns; arena.c zeroes it whenever the descriptor changes
  *    hands, so free's fast path needs no state test.
- *  - A span is described by seg->spans[first page]; seg->pagemap[i] gives the
- *    first page of the span holding page i.  The map is exact for every page
- *    of a small span and for the first and last page of large and free spans.
+ *  - A span is described by a descriptor slot of its segment; seg->pagemap[i]
+ *    gives the slot of the span holding page i, and the descriptor its first
+ *    page.  The map is exact for every page of a small span and for the first
+ *    and last page of large and free spans.  Slots are taken lowest first
+ *    and given back when spans merge, under the arena's lock.
  *  - A small span belongs to one thread heap (span->owner == heap->id): only
  *    that thread touches free, used and the list links.  Every
  *    other thread frees onto the atomic xfree list.  owner == 0 means
@@ -85,8 +87,10 @@ enum lof_span_state {
   LOF_SPAN_HEADER      /* the segment's own header pages */
 };
 
-/* One descriptor per page of a segment; only the first page of a span uses
- * its descriptor.  64 bytes, so the header holds all 1024 of them. */
+/* A span's descriptor: one of the segment's LOF_SEG_PAGES slots (as many as
+ * a segment can have spans), handed out lowest first, so a segment of few
+ * spans touches only the first page or two of its descriptor table.
+ * seg->pagemap[page] names the slot.  64 bytes. */
 typedef struct lof_span {
   union {
     struct {                       /* SMALL */
@@ -96,18 +100,23 @@ typedef struct lof_span {
     struct {                       /* FREE: arena bookkeeping */
       struct lof_span *dnext;      /* dirty list (runs not known zero) */
       struct lof_span *dprev;
-      uint64_t freed_ms;           /* when it became dirty (decay clock) */
     };
   };
   _Atomic(uint32_t) owner;         /* SMALL: heap id of the owner, 0 = abandoned */
-  uint32_t block_size;             /* SMALL: bytes per block */
-  uint32_t inv;                    /* SMALL: ceil(2^32 / block_size), for the interior-pointer check */
+  uint16_t first;                  /* the span's first page in its segment */
+  uint8_t state;                   /* enum lof_span_state (UNUSED: a free slot) */
+  uint8_t cls;                     /* SMALL: size class */
+  union {
+    struct {
+      uint32_t block_size;         /* SMALL: bytes per block */
+      uint32_t inv;                /* SMALL: ceil(2^32 / block_size), for the interior-pointer check */
+    };
+    uint64_t freed_ms;             /* FREE: when it became dirty (decay clock) */
+  };
   uint16_t used;                   /* SMALL: blocks handed out (owner's view) */
   uint16_t capacity;               /* SMALL: blocks carved so far (bump) */
   uint16_t reserved;               /* SMALL: blocks that fit in the span */
   uint16_t npages;                 /* pages in the span */
-  uint8_t state;                   /* enum lof_span_state */
-  uint8_t cls;                     /* SMALL: size class */
   uint8_t zero;                    /* FREE/LARGE: every page known to read as zero */
   uint8_t full;                    /* SMALL: on the owner's full list */
   struct lof_span *next;           /* heap class list / arena bin */
@@ -136,29 +145,36 @@ typedef struct lof_segment {
   size_t huge_size;                /* HUGE: usable bytes of the block */
   struct lof_segment *next;        /* arena segment list / huge hash chain */
   struct lof_segment *prev;        /* huge hash chain */
-  uint16_t pagemap[LOF_SEG_PAGES]; /* NORMAL: page -> first page of its span */
-  lof_span_t spans[LOF_SEG_PAGES]; /* NORMAL: descriptor of the span starting at each page */
+  uint64_t slot_used[LOF_SEG_PAGES / 64]; /* NORMAL: descriptor slots in use (bit per slot) */
+  uint16_t pagemap[LOF_SEG_PAGES]; /* NORMAL: page -> slot of its span's descriptor */
+  lof_span_t spans[LOF_SEG_PAGES]; /* NORMAL: the descriptor slots (slot 0: the header) */
 } lof_segment_t;
 
 #define LOF_SEG_HDR_PAGES ((sizeof(lof_segment_t) + LOF_PAGE_SIZE - 1) >> LOF_PAGE_SHIFT)
 #define LOF_SEG_USABLE_PAGES (LOF_SEG_PAGES - LOF_SEG_HDR_PAGES)
 #define LOF_LARGE_MAX (LOF_SEG_USABLE_PAGES * LOF_PAGE_SIZE)
 _Static_assert(LOF_SEG_HDR_PAGES <= 20, "segment header too large");
-/* purge.c drops header pages 1.. of a wholly free segment: the descriptor of
- * the first usable page, the pagemap and the fixed fields stay in page 0. */
-_Static_assert(offsetof(lof_segment_t, spans) + (LOF_SEG_HDR_PAGES + 1) * sizeof(lof_span_t) <= 4096,
-               "page 0 must hold the segment fields, pagemap and first usable descriptor");
+/* purge.c drops header pages 1.. of a wholly free segment: its two
+ * descriptors (the header's, slot 0, and the free run's, slot 1), the slot
+ * map, the pagemap and the fixed fields stay in page 0. */
+_Static_assert(offsetof(lof_segment_t, spans) + 2 * sizeof(lof_span_t) <= 4096,
+               "page 0 must hold the segment fields, pagemap and the first two descriptors");
 _Static_assert(LOF_SMALL_MAX * 16 <= ((size_t)1 << 18), "small spans must stay <= 256 KiB");
 
 static inline lof_segment_t *lof__segment_of(const void *p) {
   return (lof_segment_t *)((uintptr_t)p & ~(uintptr_t)LOF_SEG_MASK);
 }
+/* The span's first page in its segment. */
 static inline size_t lof__span_index(const lof_segment_t *seg, const lof_span_t *s) {
-  return (size_t)(s - seg->spans);
+  (void)seg;
+  return s->first;
+}
+/* The slot of its descriptor (what pagemap[] holds). */
+static inline uint16_t lof__span_slot(const lof_segment_t *seg, const lof_span_t *s) {
+  return (uint16_t)(s - seg->spans);
 }
 static inline uintptr_t lof__span_start(const lof_span_t *s) {
-  lof_segment_t *seg = lof__segment_of(s);
-  return (uintptr_t)seg + (lof__span_index(seg, s) << LOF_PAGE_SHIFT);
+  return (uintptr_t)lof__segment_of(s) + ((uintptr_t)s->first << LOF_PAGE_SHIFT);
 }
 static inline lof_span_t *lof__span_of(lof_segment_t *seg, const void *p) {
   size_t i = ((uintptr_t)p - (uintptr_t)seg) >> LOF_PAGE_SHIFT;
@@ -235,6 +251,10 @@ LOF_HIDDEN lof_span_t *lof__arena_alloc(lof_arena_t *a, size_t npages, size_t al
                                         uint8_t state, unsigned cls, uint32_t owner,
                                         bool *zero);
 LOF_HIDDEN void lof__span_init_small(lof_span_t *s, unsigned cls, uint32_t owner);
+/* A free descriptor slot of seg (zeroed, first = first), lowest first; and
+ * giving one back.  Under the arena's lock (or on a segment no one sees yet). */
+LOF_HIDDEN lof_span_t *lof__span_slot_new(lof_segment_t *seg, size_t first);
+LOF_HIDDEN void lof__span_slot_free(lof_segment_t *seg, lof_span_t *s);
 /* Give a span back to its arena (locks it); coalesces, may run decay. */
 LOF_HIDDEN void lof__arena_free(lof_span_t *s);
 /* Try to grow/shrink a large span in place to npages (locks).  true on success. */

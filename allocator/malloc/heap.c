@@ -218,8 +218,9 @@ static void span_release(lof_span_t *s) {
  * SMALL span with another class's geometry. */
 LOF_HIDDEN void lof__span_init_small(lof_span_t *s, unsigned cls, uint32_t owner) {
   lof_segment_t *seg = lof__segment_of(s);
-  size_t first = lof__span_index(seg, s), np = s->npages;
-  for (size_t i = 1; i + 1 < np; i++) seg->pagemap[first + i] = (uint16_t)first;
+  size_t first = s->first, np = s->npages;
+  uint16_t slot = lof__span_slot(seg, s);
+  for (size_t i = 1; i + 1 < np; i++) seg->pagemap[first + i] = slot;
   s->free = NULL;
   atomic_store_explicit(&s->xfree, 0, memory_order_relaxed);
   s->block_size = lof__class_size[cls];

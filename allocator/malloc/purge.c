@@ -67,12 +67,20 @@ LOF_HIDDEN size_t lof__arena_decay_locked(lof_arena_t *a, uint64_t now, bool for
         total += ok[i] ? len : 0;
       }
       if (ok[i] && batch[i]->npages == LOF_SEG_USABLE_PAGES) {
-        /* The whole segment is free and out of the bins: its span
-         * descriptors (header pages 1..) describe nothing and may go too;
-         * they refault as zeros = UNUSED.  Page 0 keeps this run's own
-         * descriptor, the pagemap and the segment fields. */
-        size_t hl = (LOF_SEG_HDR_PAGES - 1) << LOF_PAGE_SHIFT;
-        if (lof__region_purge(seg->region, (char *)seg + LOF_PAGE_SIZE, hl) == 0) total += hl;
+        /* The whole segment is free and out of the bins: its descriptor
+         * slots but two (the header's in page 0, and this run's) describe
+         * nothing, and the header pages holding only them may go too; they
+         * refault as zeros = UNUSED.  Page 0 keeps the segment fields, the
+         * slot map and the pagemap. */
+        size_t keep = ((uintptr_t)batch[i] - (uintptr_t)seg) >> LOF_PAGE_SHIFT;
+        for (size_t pg = 1; pg < LOF_SEG_HDR_PAGES; pg++) {
+          size_t upto = pg;
+          while (upto < LOF_SEG_HDR_PAGES && upto != keep) upto++;
+          if (upto > pg && lof__region_purge(seg->region, (char *)seg + (pg << LOF_PAGE_SHIFT),
+                                             (upto - pg) << LOF_PAGE_SHIFT) == 0)
+            total += (upto - pg) << LOF_PAGE_SHIFT;
+          pg = upto; /* skips the page that holds this run's descriptor */
+        }
       }
     }
     pthread_mutex_lock(&a->lock);

@@ -99,11 +99,10 @@ LOF_HIDDEN lof_segment_t *lof__segment_new(lof_arena_t *arena) {
   seg->arena = arena;
   atomic_store_explicit(&seg->committed_pages, (uint16_t)(SEGMENT_FIRST_COMMIT >> LOF_PAGE_SHIFT),
                         memory_order_relaxed);
-  for (size_t i = 0; i < LOF_SEG_HDR_PAGES; i++) {
-    seg->pagemap[i] = 0;
-    seg->spans[i].state = LOF_SPAN_HEADER;
-  }
-  seg->spans[0].npages = (uint16_t)LOF_SEG_HDR_PAGES;
+  lof_span_t *hdr = lof__span_slot_new(seg, 0); /* slot 0 */
+  hdr->state = LOF_SPAN_HEADER;
+  hdr->npages = (uint16_t)LOF_SEG_HDR_PAGES;
+  for (size_t i = 0; i < LOF_SEG_HDR_PAGES; i++) seg->pagemap[i] = 0;
   seg->magic = LOF_SEG_MAGIC;
   lof__registry_set(seg, true);
   return seg;

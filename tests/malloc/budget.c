@@ -236,7 +236,40 @@ static int scenario_sizes(void) {
   return 0;
 }
 
+/* Bookkeeping stays small next to what is touched: 4096 blocks of 64 KiB
+ * with one page touched each, and a 1 GiB calloc with every 100th page
+ * touched, lock at most 1.005 x the touched bytes + 512 KiB. */
+static int scenario_metadata(void) {
+  enum { NBLOCKS = 4096 };
+  static char *blocks[NBLOCKS];
+  lof_stats_t st0 = stats_now();
+  size_t touched = 0;
+  for (int i = 0; i < NBLOCKS; i++) {
+    blocks[i] = lof_calloc(1, 64 * KiB);
+    CHECK(blocks[i] != NULL);
+    blocks[i][0] = 1;
+    touched += 4096;
+  }
+  char *big = lof_calloc(1, GiB);
+  CHECK(big != NULL);
+  for (size_t off = 0; off < GiB; off += 100 * 4096) {
+    big[off] = 1;
+    touched += 4096;
+  }
+  lof_stats_t st1 = stats_now();
+  uint64_t grew = st1.locked_resident - st0.locked_resident;
+  fprintf(stderr, "metadata: touched %zu KiB, locked-resident grew %llu KiB (bound %zu KiB)\n",
+          touched >> 10, (unsigned long long)(grew >> 10), (touched + touched / 200 + 512 * KiB) >> 10);
+  CHECK(grew >= touched);
+  CHECK(grew <= touched + touched / 200 + 512 * KiB);
+  for (int i = 0; i < NBLOCKS; i++) lof_free(blocks[i]);
+  lof_free(big);
+  CHECK(lof_check() == 0);
+  return 0;
+}
+
 static int run_scenario(const char *name) {
+  if (strcmp(name, "metadata") == 0) return scenario_metadata();
   if (strcmp(name, "strict-7m") == 0) return scenario_strict_7m();
   if (strcmp(name, "enosys") == 0) return scenario_enosys();
   if (strcmp(name, "fork-relock") == 0) return scenario_fork_relock();
@@ -277,8 +310,9 @@ static int spawn_child(void *arg) {
     if (f == NULL || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f) != 0) return 90;
   }
   if (s->memlock != 0 && drop_ipc_lock(s->memlock) != 0) return 91;
-  if (s->enosys_mlock2) install_enosys_filter();
   for (int i = 0; s->env[i]; i++) putenv((char *)s->env[i]);
+  /* last, so that only the exec'd scenario meets it */
+  if (s->enosys_mlock2) install_enosys_filter();
   execl(self_path, self_path, "--scenario", s->scenario, (char *)NULL);
   return 92;
 }
@@ -315,6 +349,8 @@ static void test_enosys_fallback(void **state) {
   spawn_t s = {"enosys", {"LOFALLOC_POLICY=fallback", NULL}, 8 * MiB, true, NULL};
   run_spawn(&s, err, sizeof err);
   char *w = strstr(err, "lofalloc: warning: cannot lock");
+  if (w == NULL || strstr(w + 1, "lofalloc: warning: cannot lock") != NULL)
+    print_error("stderr:\n%s\n", err);
   assert_non_null(w);
   assert_non_null(strstr(w, "ENOSYS"));
   assert_null(strstr(w + 1, "lofalloc: warning: cannot lock")); /* once */
@@ -393,6 +429,14 @@ static void test_sizes_enomem(void **state) {
   run_spawn(&s, err, sizeof err);
 }
 
+static void test_metadata_overhead(void **state) {
+  (void)state;
+  char err[4096];
+  spawn_t s = {"metadata", {NULL}, 0, false, NULL};
+  run_spawn(&s, err, sizeof err);
+  fprintf(stderr, "%s", err);
+}
+
 int main(int argc, char **argv) {
   self_path = "/proc/self/exe";
   if (argc == 3 && strcmp(argv[1], "--scenario") == 0) return run_scenario(argv[2]);
@@ -409,6 +453,7 @@ int main(int argc, char **argv) {
     cmocka_unit_test(test_failed_release_counted),
     cmocka_unit_test(test_cgroup_strict_enomem),
     cmocka_unit_test(test_sizes_enomem),
+    cmocka_unit_test(test_metadata_overhead),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
