@@ -7,8 +7,8 @@
 # Runs as root on Debian 12 (installs packages with apt-get).  Builds in
 # _build/ inside the checkout.  The test mode runs, in order: the gcc build
 # with make check (CMocka unit and integration tests, LD_PRELOAD tests of real
-# programs), a warning-clean clang build with its unit tests, ASan and TSan
-# builds with their tests, the kernel harness (make check-kernel: both
+# programs), a warning-clean clang build with its unit tests, ASan, TSan and
+# UBSan builds with their tests, the kernel harness (make check-kernel: both
 # kernels built, cached and booted under QEMU), a short stress-ng soak on
 # liblofalloc, and make distcheck.
 # Before any build: tools/deps.sh installs tools/deps.list's packages and
@@ -67,6 +67,9 @@ configure_in _build/tsan --enable-tsan --enable-werror CC=clang
 # jemalloc's fork handler holds more locks than TSan's deadlock detector
 # can track (it CHECK-fails and hangs): data races are still detected.
 step "tsan make check" env TSAN_OPTIONS=detect_deadlocks=0 make -C _build/tsan -j"$jobs" check
+# UBSan: every undefined behaviour aborts the test (-fno-sanitize-recover)
+configure_in _build/ubsan --enable-ubsan --enable-werror
+step "ubsan make check" env UBSAN_OPTIONS=print_stacktrace=1 make -C _build/ubsan -j"$jobs" check
 kernel_harness() { # full log in _build/kernel-check.log; its results shown here
   make -C _build/gcc check-kernel > _build/kernel-check.log 2>&1; rc=$?
   sed -n '/^---- kernel check results/,$p' _build/kernel-check.log
