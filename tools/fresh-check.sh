@@ -28,6 +28,9 @@ mode=${1:-}
 say() { echo "fresh-check: $*"; }
 die() { echo "fresh-check: FAIL $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "run as root"
+# chroot copies $top into the new root: it must be this checkout, never /
+[ "$top" != / ] && [ -f "$top/tools/deps.list" ] && [ -f "$top/configure.ac" ] ||
+  die "run tools/fresh-check.sh from its place in a lofalloc checkout (found top=$top)"
 
 chroot_check() {
   build=no
