@@ -7,11 +7,16 @@
 # Runs as root on Debian 12 (installs packages with apt-get).  Builds in
 # _build/ inside the checkout.  The test mode runs, in order: the gcc build
 # with make check (CMocka unit and integration tests, LD_PRELOAD tests of real
-# programs), a warning-clean clang build with its unit tests, ASan and TSan
-# builds with their tests, the kernel harness (make check-kernel: both
+# programs), a warning-clean clang build with its unit tests, ASan, TSan and
+# UBSan builds with their tests, the kernel harness (make check-kernel: both
 # kernels built, cached and booted under QEMU), a short stress-ng soak on
 # liblofalloc, and make distcheck.
-# It ends with every test runner's summary and one line "N passed, N failed".
+# Before any build: tools/deps.sh installs tools/deps.list's packages and
+# tools/preflight checks every command in it (a missing one is named with
+# its package); in test mode tools/check-tools.sh checks the summary and the
+# preflight on fixtures.  It ends with tools/test-summary.sh: automake's
+# counts of this run's tests and one line "N passed, N failed", where a
+# failed step counts as failed.
 set -eu
 mode=${1:-}
 case "$mode" in demo|test) ;; *) echo "usage: $0 demo|test" >&2; exit 2 ;; esac
@@ -21,8 +26,10 @@ cd "$top"
 jobs=$(nproc 2>/dev/null || echo 2)
 
 "$top/tools/deps.sh"
+if [ "$mode" = demo ]; then "$top/tools/preflight" build; else "$top/tools/preflight" build test kernel; fi
 
-[ -x configure ] || autoreconf -fi >/dev/null
+# tap-driver.sh is new in build-aux: a checkout configured before needs it
+[ -x configure ] && [ -f build-aux/tap-driver.sh ] || autoreconf -fi >/dev/null
 
 configure_in() { # dir, configure args...
   dir="$top/$1"; shift
@@ -39,6 +46,9 @@ fi
 
 results=_build/results.txt
 : > "$results"
+# the summary counts only test results written after this stamp
+stamp=_build/run.stamp
+touch "$stamp"
 failed_steps=""
 step() { # name, command...
   name=$1; shift
@@ -47,6 +57,7 @@ step() { # name, command...
     echo "$name: FAILED" >> "$results"; failed_steps="$failed_steps $name"; fi
 }
 
+step "tooling self-check" "$top/tools/check-tools.sh"
 step "gcc make check" make -C _build/gcc -j"$jobs" check
 configure_in _build/clang CC=clang --enable-werror
 step "clang build + make check" make -C _build/clang -j"$jobs" check
@@ -56,6 +67,9 @@ configure_in _build/tsan --enable-tsan --enable-werror CC=clang
 # jemalloc's fork handler holds more locks than TSan's deadlock detector
 # can track (it CHECK-fails and hangs): data races are still detected.
 step "tsan make check" env TSAN_OPTIONS=detect_deadlocks=0 make -C _build/tsan -j"$jobs" check
+# UBSan: every undefined behaviour aborts the test (-fno-sanitize-recover)
+configure_in _build/ubsan --enable-ubsan --enable-werror
+step "ubsan make check" env UBSAN_OPTIONS=print_stacktrace=1 make -C _build/ubsan -j"$jobs" check
 kernel_harness() { # full log in _build/kernel-check.log; its results shown here
   make -C _build/gcc check-kernel > _build/kernel-check.log 2>&1; rc=$?
   sed -n '/^---- kernel check results/,$p' _build/kernel-check.log
@@ -70,4 +84,4 @@ step "stress-ng soak" "$top/tests/soak/stress-ng-soak.sh" "$top/_build/gcc"
 step "make distcheck" make -C _build/gcc -j"$jobs" distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-werror \
   TESTS="unit/test_options unit/test_region unit/test_stats_api malloc/test_malloc_api"
 
-"$top/tools/test-summary.sh" "$top/_build" "$results"
+"$top/tools/test-summary.sh" "$top/_build" "$results" "$stamp"

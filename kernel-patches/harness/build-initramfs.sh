@@ -1,7 +1,8 @@
 #!/bin/sh
 # build-initramfs.sh OUT.cpio.gz STAGE_DIR SELFTEST_DIR MLOCK2_DIR [FILES...]
 #
-# Build the guest's initramfs: busybox-static, /init (guest/init.sh), the
+# Build the guest's initramfs: busybox-static, /init (guest/init.sh) and its
+# /lof/run-test.sh, the
 # selftests (map_lockonfault from SELFTEST_DIR, mlock2-tests from MLOCK2_DIR:
 # each kernel runs the mlock2-tests built from its own tree), and the
 # programs listed in FILES as "dest=source" pairs:
@@ -27,6 +28,7 @@ file -L "$bb" | grep -q 'statically linked' ||
 cp "$bb" "$stage/bin/busybox"
 cp "$LOF_KPATCHES/guest/init.sh" "$stage/init"
 chmod 755 "$stage/init"
+cp "$LOF_KPATCHES/guest/run-test.sh" "$stage/lof/run-test.sh"
 cp "$stdir/map_lockonfault" "$stage/lof/selftests/" ||
 	die "no map_lockonfault in $stdir"
 cp "$mldir/mlock2-tests" "$stage/lof/selftests/" ||

@@ -18,14 +18,16 @@ extern void *__libc_malloc(size_t);
 extern void __libc_free(void *);
 extern void *__libc_memalign(size_t, size_t);
 
-static int failures;
+/* TAP (the test driver counts each check): "ok"/"not ok" lines, plan at the end */
+static int failures, checks;
 #define CHECK(c)                                                                  \
   do {                                                                            \
+    checks++;                                                                     \
     if (!(c)) {                                                                   \
-      printf("FAIL: %s (%s:%d)\n", #c, __FILE__, __LINE__);                       \
+      printf("not ok %d - %s (%s:%d)\n", checks, #c, __FILE__, __LINE__);         \
       failures++;                                                                 \
     } else {                                                                      \
-      printf("ok: %s\n", #c);                                                     \
+      printf("ok %d - %s\n", checks, #c);                                         \
     }                                                                             \
   } while (0)
 
@@ -66,6 +68,6 @@ int main(void) {
   CHECK(after + 5 * 100000 < before);
   free(p);
   CHECK(lof_check() == 0);
-  printf("%s: %d failure(s)\n", failures ? "FAIL" : "PASS", failures);
+  printf("1..%d\n# %s: %d failure(s)\n", checks, failures ? "FAIL" : "PASS", failures);
   return failures ? 1 : 0;
 }
