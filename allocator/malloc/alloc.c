@@ -266,7 +266,7 @@ LOF_EXPORT void *lof_realloc(void *p, size_t size) {
         size_t oldnp = s->npages;
         if (lof__arena_resize(s, np)) {
           lof_heap_t *h = lof__heap_tls;
-          int64_t d = ((int64_t)np - (int64_t)oldnp) << LOF_PAGE_SHIFT;
+          int64_t d = ((int64_t)np - (int64_t)oldnp) * (int64_t)LOF_PAGE_SIZE; /* < 0 when shrinking: no shift */
           if (h != &lof__heap_empty) lof__stat_add(h, d, 0); else lof__stat_global(d, 0);
           return p;
         }

@@ -94,8 +94,11 @@ static void test_aligned_every_pow2(void **state) {
     }
   }
   void *v = lof_valloc(10);
+  assert_non_null(v); /* NULL is page-aligned too */
   assert_int_equal((uintptr_t)v % 4096, 0);
+  assert_true(lof_malloc_usable_size(v) >= 10);
   void *pv = lof_pvalloc(5000);
+  assert_non_null(pv);
   assert_int_equal((uintptr_t)pv % 4096, 0);
   assert_true(lof_malloc_usable_size(pv) >= 8192);
   lof_free(v);

@@ -2,8 +2,10 @@
 # Each test runs a real program with LD_PRELOAD="liblofalloc.so liblofcheck.so",
 # compares its output with the expected one, and reads the probe lines
 # (lofcheck.c) every process of the program appended to $LOFCHECK_OUT: each
-# must say OK (small, large, huge and start-up blocks in `lo lf` VMAs, Locked
-# above zero, lof_check() == 0).  Prints PASS/FAIL/SKIP lines; exit status 0
+# must say OK (small, large, huge and start-up blocks in `lo lf` VMAs; the
+# library's counters say every committed heap byte is lock-on-fault, or
+# served unlocked only under RLIMIT_MEMLOCK; the heap's smaps Locked: above
+# zero; lof_check() == 0).  Prints PASS/FAIL/SKIP lines; exit status 0
 # pass, 1 fail, 77 skip (automake's code).
 set -u
 : "${top_builddir:=../..}"
@@ -57,10 +59,24 @@ check_probes() {
   if [ "$n" -lt "$min" ]; then
     fail "$name: $n process(es) reported, expected at least $min"
   elif [ "$bad" -ne 0 ]; then
-    fail "$name: $bad process(es) with heap VMAs not 'lo lf' or lof_check failing"
+    fail "$name: $bad process(es) with a probe block not in a 'lo lf' VMA, heap memory not locked, or lof_check failing"
   else
-    pass "$name: heap VMAs 'lo lf' in $n process(es), lof_check clean"
+    pass "$name: $n process(es): probe blocks in 'lo lf' VMAs, committed heap lock-on-fault (by the library's count), heap Locked: > 0, lof_check clean"
   fi
+}
+
+# check_exes NAME PATTERN...: for each grep -E PATTERN, a probe line came
+# from a process whose executable's name matches it (exe=NAME is anchored).
+check_exes() {
+  name=$1
+  shift
+  for pat in "$@"; do
+    if grep -Eq "^[A-Z]+ pid=[0-9]+ exe=($pat) " "$LOFCHECK_OUT"; then
+      pass "$name: a probe line from '$pat'"
+    else
+      fail "$name: no probe line from a process named '$pat' (got: $(sed -n 's/.* exe=\([^ ]*\) .*/\1/p' "$LOFCHECK_OUT" | sort -u | tr '\n' ' '))"
+    fi
+  done
 }
 
 finish() {

@@ -1,7 +1,8 @@
 #!/bin/sh
 # tests/preload/gcc.sh -- gcc under LD_PRELOAD compiles and links a C file
-# (the driver, cc1, as, collect2 and ld all run with lofalloc); the program
-# it built must print the right answer.
+# (the driver, cc1, as, collect2 and ld all run with lofalloc, and each of
+# them must have written a probe line); the program it built must print the
+# right answer.
 . "${top_srcdir:-../..}/tests/preload/common.sh"
 need_lib
 need_prog gcc
@@ -23,6 +24,9 @@ expected=$(gcc -O2 -o "$WORK/ref" "$WORK/prog.c" && "$WORK/ref")
 if run_preloaded gcc gcc -O2 -Wall -o "$WORK/prog" "$WORK/prog.c"; then
   got=$("$WORK/prog")
   if [ "$got" = "$expected" ]; then pass "gcc: built program prints '$got'"; else fail "gcc: built program prints '$got', expected '$expected'"; fi
-  check_probes gcc 3
+  check_probes gcc 5
+  # one line from each of the five programs (Debian names them with the
+  # target triplet: x86_64-linux-gnu-gcc-12, x86_64-linux-gnu-as, ...-ld.bfd)
+  check_exes gcc '([a-z0-9_]+-)*gcc(-[0-9]+)?' 'cc1' '([a-z0-9_]+-)*as' 'collect2' '([a-z0-9_]+-)*ld(\.bfd|\.gold)?'
 fi
 finish

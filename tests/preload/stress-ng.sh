@@ -6,7 +6,9 @@
 need_lib
 need_prog stress-ng
 if run_preloaded stress-ng stress-ng --malloc 2 --malloc-ops 200000 --verify -t 20 --metrics-brief; then
-  if grep -q "successful run completed" "$WORK/stress-ng.out" "$WORK/stress-ng.err"; then
+  # -w: stress-ng's failure line says "unsuccessful run completed"
+  if grep -qw "successful run completed" "$WORK/stress-ng.out" "$WORK/stress-ng.err" &&
+     ! grep -q "unsuccessful run" "$WORK/stress-ng.out" "$WORK/stress-ng.err"; then
     pass "stress-ng --malloc: successful run completed"
   else
     fail "stress-ng --malloc: no 'successful run completed'"

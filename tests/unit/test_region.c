@@ -195,13 +195,16 @@ static void test_bad_arguments(void **state) {
   errno = 0;
   assert_int_equal(lof__region_commit(r, base + 1, PAGE), -1);
   assert_int_equal(errno, EINVAL);
+  errno = 0; /* each check sets errno itself, not an earlier one */
   assert_int_equal(lof__region_commit(r, base, 8 * MiB), -1);
   assert_int_equal(errno, EINVAL);
+  errno = 0;
   assert_int_equal(lof__region_commit(r, base - PAGE, 2 * PAGE), -1);
   assert_int_equal(errno, EINVAL);
   errno = 0;
   assert_null(lof__region_reserve((size_t)1 << 62, PAGE));
   assert_int_equal(errno, ENOMEM);
+  errno = 0;
   assert_null(lof__region_reserve(PAGE, 3 * PAGE));
   assert_int_equal(errno, ENOMEM);
   lof__region_release(r);
