@@ -20,7 +20,10 @@
  *    each grown region.  auto = eager when locking is
  *    not budgeted (CAP_IPC_LOCK or RLIMIT_MEMLOCK unlimited, no
  *    LOFALLOC_MAX_LOCKED), else lazy.  An eager commit that fails (strict
- *    policy) leaves the region reserved, as jemalloc asked.
+ *    policy) leaves the region reserved, as jemalloc asked.  Where locking
+ *    is budgeted (lazy mode, fallback policy) a base (metadata) block is
+ *    committed unlocked and locked as jemalloc touches it (boot.c): each
+ *    arena's first one would otherwise charge 2 MiB of RLIMIT_MEMLOCK.
  *  - purge_forced is lof__region_purge (MADV_DONTNEED_LOCKED or the
  *    pre-5.18 fallback); purge_lazy is refused: MADV_FREE fails with EINVAL
  *    on locked memory, and a "lazy" purge that drops pages anyway would make

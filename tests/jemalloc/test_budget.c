@@ -70,6 +70,7 @@ static int test_heap(void) {
     for (int i = 0; i < HEAP_BLOCKS; i++)
       if (blocks[i][0] != (char)(i + 1)) _exit(5);
     printf("  fork child: %zu KiB of the parent's blocks in locked VMAs\n", child >> 10);
+    fflush(stdout);
     _exit(child >= locked ? 0 : 4);
   }
   int status = 0;
