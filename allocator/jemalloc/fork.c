@@ -1,7 +1,8 @@
 /*
  * fork.c -- fork(2) with lock-on-fault arenas: the region layer's mutex and
  * the hooks' ledger mutex are taken around fork, and the child locks its
- * heap again (memory locks are not inherited across fork).
+ * heap again (memory locks are not inherited across fork): its regions
+ * (region layer) and the locked parts of jemalloc's own mappings (boot.c).
  *
  * Lock order: the hooks run with jemalloc's arena mutexes held and take the
  * region mutex inside (reserve/release/find), so around fork the region
@@ -22,6 +23,7 @@
 #include <stdatomic.h>
 
 #include "je.h"
+#include "options.h"
 #include "region.h"
 
 static _Atomic(bool) fork_registered;
@@ -39,6 +41,22 @@ static void fork_parent(void) {
 static void fork_child(void) {
   lof__region_postfork_child();
   lof__je_hooks_postfork_child();
+  if (lof__option(LOF_OPT_FORK_RELOCK) && lof__region_backend() != LOF_BACKEND_UNLOCKED)
+    lof__je_boot_postfork_child();
+}
+
+/* The child could not lock its copy of some of jemalloc's own memory: it
+ * stays unlocked (counted, one message), or the child aborts under
+ * LOFALLOC_POLICY=abort. */
+void lof__je_fork_relock_failed(size_t len, int err) {
+  static _Atomic(bool) warned;
+  atomic_fetch_add(&lof__je_counters.fork_relock_failures, 1);
+  if (lof__option(LOF_OPT_POLICY) == LOF_POLICY_ABORT)
+    lof__fatal("fork child: cannot lock %zu bytes of jemalloc's own memory again (errno %d); "
+               "LOFALLOC_POLICY=abort", len, err);
+  if (!atomic_exchange(&warned, true))
+    lof__message("fork child: cannot lock %zu bytes of jemalloc's own memory again (errno %d), "
+                 "it stays unlocked", len, err);
 }
 
 void lof__je_fork_register_early(void) {

@@ -20,7 +20,10 @@
  *    each grown region.  auto = eager when locking is
  *    not budgeted (CAP_IPC_LOCK or RLIMIT_MEMLOCK unlimited, no
  *    LOFALLOC_MAX_LOCKED), else lazy.  An eager commit that fails (strict
- *    policy) leaves the region reserved, as jemalloc asked.
+ *    policy) leaves the region reserved, as jemalloc asked.  Where locking
+ *    is budgeted (lazy mode, fallback policy) a base (metadata) block is
+ *    committed unlocked and locked as jemalloc touches it (boot.c): each
+ *    arena's first one would otherwise charge 2 MiB of RLIMIT_MEMLOCK.
  *  - purge_forced is lof__region_purge (MADV_DONTNEED_LOCKED or the
  *    pre-5.18 fallback); purge_lazy is refused: MADV_FREE fails with EINVAL
  *    on locked memory, and a "lazy" purge that drops pages anyway would make
@@ -50,12 +53,9 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <linux/capability.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "je.h"
@@ -76,20 +76,6 @@ void lof__je_hooks_init(void) {
 
 #define HOOKS_COUNT(field) atomic_fetch_add_explicit(&lof__je_counters.field, 1, memory_order_relaxed)
 
-/* True when locking memory is not budgeted for this process: CAP_IPC_LOCK
- * in the effective set, or an unlimited RLIMIT_MEMLOCK, and no
- * LOFALLOC_MAX_LOCKED budget. */
-static bool hooks_lock_charge_free(void) {
-  if (lof__option(LOF_OPT_MAX_LOCKED) != 0) return false;
-  struct rlimit rl;
-  if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur == RLIM_INFINITY) return true;
-  struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
-  struct __user_cap_data_struct data[2];
-  memset(data, 0, sizeof data);
-  if (syscall(SYS_capget, &hdr, data) != 0) return false;
-  return (data[CAP_TO_INDEX(CAP_IPC_LOCK)].effective & CAP_TO_MASK(CAP_IPC_LOCK)) != 0;
-}
-
 static void hooks_print_stats_at_exit(void) { lof_je_stats_print(2); }
 
 static void hooks_init_once(void) {
@@ -99,7 +85,7 @@ static void hooks_init_once(void) {
   lof__region_init();
   int64_t mode = lof__option(LOF_OPT_JE_COMMIT);
   lof__je_hooks_eager = mode == LOF_JE_COMMIT_EAGER ||
-                        (mode == LOF_JE_COMMIT_AUTO && hooks_lock_charge_free());
+                        (mode == LOF_JE_COMMIT_AUTO && !lof__je_lock_budgeted());
   if (lof__option(LOF_OPT_STATS)) atexit(hooks_print_stats_at_exit);
   if (lof__option(LOF_OPT_VERBOSE))
     lof__message("jemalloc hooks: retain %s, commit %s", retain ? "on" : "off",
@@ -179,36 +165,6 @@ void lof__je_hooks_prefork(void) { pthread_mutex_lock(&ledger_mutex); }
 void lof__je_hooks_postfork_parent(void) { pthread_mutex_unlock(&ledger_mutex); }
 void lof__je_hooks_postfork_child(void) { pthread_mutex_init(&ledger_mutex, NULL); }
 
-/* ---- jemalloc's own mappings, locked by process.c (whole-process mode) -- */
-
-/* jemalloc's own mappings that process.c locked on fault.  Slots are
- * claimed with an atomic counter; a reader may see a claimed slot before it
- * is filled (a zero range, matching nothing): it then purges that range
- * without the pre-5.18 re-lock, the only use of this table.  Full: later
- * ranges are not listed (same consequence). */
-#define BOOT_SLOTS 256
-static struct { _Atomic(uintptr_t) start, end; } boot_ranges[BOOT_SLOTS];
-static _Atomic(unsigned) boot_count;
-
-bool lof__je_bootstrap_add(const void *addr, size_t len) {
-  unsigned i = atomic_fetch_add(&boot_count, 1);
-  if (i >= BOOT_SLOTS) {
-    atomic_store(&boot_count, BOOT_SLOTS);
-    return false;
-  }
-  boot_ranges[i].start = (uintptr_t)addr;
-  boot_ranges[i].end = (uintptr_t)addr + len;
-  return true;
-}
-
-bool lof__je_bootstrap_contains(const void *addr, size_t len) {
-  unsigned n = atomic_load(&boot_count);
-  uintptr_t a = (uintptr_t)addr;
-  for (unsigned i = 0; i < n && i < BOOT_SLOTS; i++)
-    if (a >= boot_ranges[i].start && a + len <= boot_ranges[i].end) return true;
-  return false;
-}
-
 /* ---- helpers ------------------------------------------------------------ */
 
 /* The region holding all of [addr, addr+len), or NULL (foreign memory). */
@@ -249,12 +205,27 @@ static void hooks_give_back(lof_region_t *r, void *addr, size_t size, bool commi
     lof__message("jemalloc hooks: decommit of %zu bytes failed (errno %d)", size, errno);
   }
   if (ledger_sub(r, size)) {
+    lof__je_boot_remove((void *)r->base);
     lof__region_release(r);
     HOOKS_COUNT(releases);
   }
 }
 
 /* ---- the hooks ------------------------------------------------------------ */
+
+/* A base (metadata) block: jemalloc maps them committed, 2 MiB aligned, in
+ * 2 MiB multiples, and touches a few KiB of each.  Where locking is
+ * budgeted (lazy mode, fallback policy) such a block is not locked whole
+ * (each arena's first one would charge 2 MiB of RLIMIT_MEMLOCK): it is
+ * committed unlocked and listed in boot.c, which locks the granules
+ * jemalloc touches.  (An extent asked committed with that alignment, as
+ * without retain, is treated the same.) */
+#define HOOKS_BASE_ALIGN ((size_t)2 << 20)
+static bool hooks_is_base_block(size_t size, size_t align, bool commit) {
+  return commit && !lof__je_hooks_eager && align == HOOKS_BASE_ALIGN &&
+         (size & (HOOKS_BASE_ALIGN - 1)) == 0 && lof__je_lock_budgeted() &&
+         lof__option(LOF_OPT_POLICY) == LOF_POLICY_FALLBACK;
+}
 
 static void *hooks_alloc(extent_hooks_t *h, void *new_addr, size_t size,
                          size_t alignment, bool *zero, bool *commit,
@@ -271,6 +242,7 @@ static void *hooks_alloc(extent_hooks_t *h, void *new_addr, size_t size,
     return NULL;
   }
   int saved = errno;
+  lof__je_boot_lock_touched(); /* jemalloc grows: lock what it touched of its own */
   lof_region_t *r = lof__region_reserve(size, align);
   if (r == NULL) {
     HOOKS_COUNT(alloc_fails);
@@ -278,7 +250,17 @@ static void *hooks_alloc(extent_hooks_t *h, void *new_addr, size_t size,
     return NULL;
   }
   void *p = (void *)r->base;
-  if (*commit || lof__je_hooks_eager) {
+  if (hooks_is_base_block(size, align, *commit)) {
+    /* Charge follows use: committed unlocked, locked as touched (boot.c). */
+    if (lof__region_commit_unlocked(r, p, size) != 0) {
+      lof__region_release(r);
+      HOOKS_COUNT(alloc_fails);
+      errno = saved;
+      return NULL;
+    }
+    *commit = true;
+    if (!lof__je_boot_add_base(r)) (void)lof__region_commit(r, p, size); /* table full: whole */
+  } else if (*commit || lof__je_hooks_eager) {
     if (lof__region_commit(r, p, size) == 0) {
       *commit = true;
     } else if (*commit) {
@@ -374,7 +356,7 @@ static bool hooks_purge_forced(extent_hooks_t *h, void *addr, size_t size,
   lof_region_t *r = hooks_subrange(addr, offset, length, &p);
   if (r != NULL) return hooks_apply(lof__region_purge, r, p, length);
   int saved = errno;
-  bool failed = lof__os_purge(p, length, lof__je_bootstrap_contains(p, length)) != 0;
+  bool failed = lof__os_purge(p, length, lof__je_boot_locked(p, length)) != 0;
   errno = saved;
   return failed;
 }
@@ -383,8 +365,12 @@ static bool hooks_split(extent_hooks_t *h, void *addr, size_t size,
                         size_t size_a, size_t size_b, bool committed,
                         unsigned arena_ind) {
   (void)h;
-  (void)addr;
-  (void)size;
+  /* jemalloc carves one of its own mappings: lock what it touched so far */
+  if (lof__je_lock_budgeted() && lof__je_boot_contains(addr, size)) {
+    int saved = errno;
+    lof__je_boot_lock_touched();
+    errno = saved;
+  }
   (void)size_a;
   (void)size_b;
   (void)committed;

@@ -1,7 +1,8 @@
 /*
  * je.h -- internals shared by the jemalloc frontend's files: the extent
  * hooks (hooks.c), the registry of lock-on-fault arenas (arena.c) and the
- * bootstrap ranges of the whole-process mode (process.c).
+ * own mappings of the whole-process mode (boot.c, process.c) and the lock
+ * gate (gate.c).
  *
  * Nothing declared here calls malloc: the hooks run inside jemalloc's
  * malloc, with jemalloc's own locks held.
@@ -13,6 +14,7 @@
 
 #include "internal.h"
 #include "lofalloc-jemalloc.h"
+#include "region.h"
 
 /* The hook table every lock-on-fault arena uses. */
 LOF_HIDDEN extern extent_hooks_t lof__je_hooks;
@@ -37,20 +39,47 @@ typedef struct lof_je_counters {
   _Atomic(uint64_t) destroys;     /* destroy calls */
   _Atomic(uint64_t) releases;     /* regions released (all their bytes given back) */
   _Atomic(uint64_t) foreign;      /* calls on ranges not from the region layer */
-  _Atomic(uint64_t) bootstrap;    /* bytes of jemalloc's bootstrap mappings locked on fault (process.c) */
+  _Atomic(uint64_t) bootstrap;    /* bytes of jemalloc's own mappings adopted (process.c) */
+  _Atomic(uint64_t) lock_attempts; /* locks asked of the kernel through the gate (gate.c) */
+  _Atomic(uint64_t) lock_refusals; /* ... that it refused (limit reached) */
+  _Atomic(uint64_t) lock_skipped;  /* locks not asked: the gate knew they would be refused */
+  _Atomic(uint64_t) fork_relock_failures; /* child re-locks of jemalloc's own mappings that failed */
 } lof_je_counters_t;
 LOF_HIDDEN extern lof_je_counters_t lof__je_counters;
 
 /* Remember that arena ind uses the hooks (arena.c). */
 LOF_HIDDEN void lof__je_arena_mark(unsigned ind);
 
-/* The whole-process mode: mappings jemalloc made with its default hooks
- * (before ours were installed, or for metadata), that process.c locked on
- * fault.  Hooks asked about a range outside the region layer ("foreign")
- * purge it keeping it locked when it is listed here.  add returns false when
- * the table is full (the range is then treated as unlocked). */
-LOF_HIDDEN bool lof__je_bootstrap_add(const void *addr, size_t len);
-LOF_HIDDEN bool lof__je_bootstrap_contains(const void *addr, size_t len);
+/* jemalloc's own mappings (boot.c): mappings jemalloc made with its default
+ * hooks (before ours were installed, or for metadata), that process.c
+ * adopted.  add lists one (locked: it was locked on fault whole); false
+ * when the table is full (the mapping is then treated as unlocked).
+ * contains: [addr, addr+len) lies in one listed mapping; locked: and every
+ * granule of it is locked.  lock_touched locks, where locking is budgeted,
+ * the granules jemalloc has touched.  postfork_child re-locks the child's
+ * copy of every locked granule. */
+LOF_HIDDEN bool lof__je_boot_add(const void *addr, size_t len, bool locked);
+/* List a base block's region (committed unlocked), locked as touched. */
+LOF_HIDDEN bool lof__je_boot_add_base(lof_region_t *r);
+LOF_HIDDEN bool lof__je_boot_contains(const void *addr, size_t len);
+LOF_HIDDEN bool lof__je_boot_locked(const void *addr, size_t len);
+LOF_HIDDEN void lof__je_boot_lock_touched(void);
+LOF_HIDDEN void lof__je_boot_postfork_child(void);
+LOF_HIDDEN uint64_t lof__je_boot_locked_bytes(void);
+/* Forget the listed range starting at addr (its region is being released). */
+LOF_HIDDEN void lof__je_boot_remove(const void *addr);
+
+/* The lock gate (gate.c).  budgeted: locking is charged to a limit (no
+ * CAP_IPC_LOCK and a finite RLIMIT_MEMLOCK, or LOFALLOC_MAX_LOCKED).
+ * gate_open: a lock of len more bytes may succeed (else do not ask);
+ * gate_result: what the kernel answered (err = errno on failure). */
+LOF_HIDDEN bool lof__je_lock_budgeted(void);
+LOF_HIDDEN bool lof__je_gate_open(size_t len);
+LOF_HIDDEN void lof__je_gate_result(size_t len, bool locked, int err);
+
+/* A fork child could not re-lock len bytes of jemalloc's own memory
+ * (fork.c: counted, reported once; abort under LOFALLOC_POLICY=abort). */
+LOF_HIDDEN void lof__je_fork_relock_failed(size_t len, int err);
 
 /* The ledger mutex around fork (hooks.c). */
 LOF_HIDDEN void lof__je_hooks_prefork(void);

@@ -19,7 +19,7 @@
  *    change them.  To lock those too, this library exports mmap: a plain
  *    system call which, for a private anonymous read-write mapping asked by
  *    jemalloc's own code (the return address is in libjemalloc's text),
- *    locks it on fault and lists it (lof__je_bootstrap_add) so the hooks can
+ *    locks it on fault and lists it (boot.c) so the hooks can
  *    purge it keeping it locked when jemalloc hands such "foreign" extents
  *    to them.  Any other mmap costs one range check.
  *
@@ -58,6 +58,10 @@ static _Atomic(uint64_t) process_adopted;      /* bytes locked on fault */
 static _Atomic(unsigned) process_adopted_maps; /* mappings locked on fault */
 static _Atomic(unsigned) process_late_maps;    /* ... of them after the constructor */
 static _Atomic(bool) process_warned;
+
+/* Where locking is budgeted (fallback policy), jemalloc's own mappings up
+ * to this size are locked whole at once; larger ones as touched (boot.c). */
+#define PROCESS_LOCK_WHOLE_MAX ((size_t)64 << 10)
 
 /* The load address of the object holding code address pc, or 0. */
 static uintptr_t process_object_of(const void *pc) {
@@ -99,26 +103,40 @@ static bool process_caller_is_jemalloc(const void *caller) {
   return pc >= process_text_lo && pc < process_text_hi;
 }
 
-/* Lock one of jemalloc's own mappings on fault.  Returns false when the
- * strict policy says the mapping must fail. */
+/* Adopt one of jemalloc's own mappings: list it (boot.c) and lock it on
+ * fault.  Where locking is budgeted and the policy is fallback, a mapping
+ * larger than a granule is listed unlocked: boot.c locks the parts jemalloc
+ * touches (RLIMIT_MEMLOCK is charged by range, and jemalloc's first
+ * mappings alone, locked whole, took the default 8 MiB).  Under strict
+ * and abort every mapping is locked whole, as those policies promise.
+ * Returns false when the strict policy says the mapping must fail. */
 static bool process_adopt(void *p, size_t len) {
   if (lof__region_backend() == LOF_BACKEND_UNLOCKED) return true;
   size_t span = LOF_ALIGN_UP(len, LOF_PAGE_SIZE);
-  if (lof__os_lock_onfault(p, span) != 0) {
-    int64_t policy = lof__option(LOF_OPT_POLICY);
-    if (policy == LOF_POLICY_STRICT) return false;
-    if (policy == LOF_POLICY_ABORT)
-      lof__fatal("jemalloc whole-process: cannot lock jemalloc's own memory (errno %d)", errno);
-    if (!atomic_exchange(&process_warned, true))
-      lof__message("jemalloc whole-process: cannot lock jemalloc's own memory (errno %d), "
-                   "it stays unlocked (policy fallback)", errno);
-    return true;
-  }
-  lof__je_bootstrap_add(p, span);
+  int64_t policy = lof__option(LOF_OPT_POLICY);
   atomic_fetch_add(&process_adopted, span);
   atomic_fetch_add(&process_adopted_maps, 1);
   atomic_fetch_add(&lof__je_counters.bootstrap, span);
   if (process_hooked) atomic_fetch_add(&process_late_maps, 1);
+  if (policy == LOF_POLICY_FALLBACK && lof__je_lock_budgeted() && span > PROCESS_LOCK_WHOLE_MAX) {
+    lof__je_boot_add(p, span, false);
+    return true;
+  }
+  bool open = !lof__je_lock_budgeted() || policy != LOF_POLICY_FALLBACK || lof__je_gate_open(span);
+  int rc = open ? lof__os_lock_onfault(p, span) : -1;
+  int err = open ? errno : ENOMEM;
+  if (open && lof__je_lock_budgeted()) lof__je_gate_result(span, rc == 0, err);
+  if (rc != 0) {
+    if (policy == LOF_POLICY_STRICT) return false;
+    if (policy == LOF_POLICY_ABORT)
+      lof__fatal("jemalloc whole-process: cannot lock jemalloc's own memory (errno %d)", err);
+    if (!atomic_exchange(&process_warned, true))
+      lof__message("jemalloc whole-process: cannot lock jemalloc's own memory (errno %d), "
+                   "it stays unlocked (policy fallback)", err);
+    lof__je_boot_add(p, span, false);
+    return true;
+  }
+  lof__je_boot_add(p, span, true);
   return true;
 }
 
@@ -178,11 +196,12 @@ static bool process_runs_on_jemalloc(void) {
 }
 
 static void process_report_at_exit(void) {
-  lof__message("jemalloc whole-process: %u of jemalloc's own mappings (%llu KiB) locked on "
-               "fault, %u of them after start-up",
+  lof__message("jemalloc whole-process: %u of jemalloc's own mappings (%llu KiB) adopted, "
+               "%u of them after start-up; %llu KiB of them locked on fault",
                atomic_load(&process_adopted_maps),
                (unsigned long long)(atomic_load(&process_adopted) >> 10),
-               atomic_load(&process_late_maps));
+               atomic_load(&process_late_maps),
+               (unsigned long long)(lof__je_boot_locked_bytes() >> 10));
 }
 
 __attribute__((constructor)) static void process_init(void) {
@@ -199,11 +218,13 @@ __attribute__((constructor)) static void process_init(void) {
     return;
   }
   process_hooked = true;
+  lof__je_boot_lock_touched();
   if (lof__option(LOF_OPT_VERBOSE)) {
     lof__message("jemalloc whole-process: automatic arenas hooked, %u of jemalloc's own "
-                 "mappings (%llu KiB) locked on fault",
+                 "mappings (%llu KiB) adopted, %llu KiB of them locked on fault",
                  atomic_load(&process_adopted_maps),
-                 (unsigned long long)(atomic_load(&process_adopted) >> 10));
+                 (unsigned long long)(atomic_load(&process_adopted) >> 10),
+                 (unsigned long long)(lof__je_boot_locked_bytes() >> 10));
     atexit(process_report_at_exit);
   }
 }

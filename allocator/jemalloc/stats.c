@@ -35,6 +35,7 @@ int lof_je_stats_get(lof_stats_t *out, size_t out_size) {
     errno = EINVAL;
     return -1;
   }
+  lof__je_boot_lock_touched(); /* what the stats say locked is locked */
   lof_stats_t st;
   memset(&st, 0, sizeof st);
   lof__region_stats(&st);
@@ -66,9 +67,16 @@ void lof_je_stats_print(int fd) {
   if (lof_je_stats_get(&st, sizeof st) != 0) return;
   lof__stats_print(fd, &st);
   dprintf(fd, "lofalloc: jemalloc hooks: allocs %llu alloc_fails %llu dallocs %llu destroys %llu "
-              "releases %llu foreign %llu bootstrap %llu bytes\n",
+              "releases %llu foreign %llu\n",
           (unsigned long long)lof__je_counters.allocs, (unsigned long long)lof__je_counters.alloc_fails,
           (unsigned long long)lof__je_counters.dallocs, (unsigned long long)lof__je_counters.destroys,
-          (unsigned long long)lof__je_counters.releases, (unsigned long long)lof__je_counters.foreign,
-          (unsigned long long)lof__je_counters.bootstrap);
+          (unsigned long long)lof__je_counters.releases, (unsigned long long)lof__je_counters.foreign);
+  dprintf(fd, "lofalloc: jemalloc own mappings: adopted %llu bytes, locked %llu bytes; "
+              "locks asked %llu refused %llu skipped %llu; fork re-lock failures %llu\n",
+          (unsigned long long)lof__je_counters.bootstrap,
+          (unsigned long long)lof__je_boot_locked_bytes(),
+          (unsigned long long)lof__je_counters.lock_attempts,
+          (unsigned long long)lof__je_counters.lock_refusals,
+          (unsigned long long)lof__je_counters.lock_skipped,
+          (unsigned long long)lof__je_counters.fork_relock_failures);
 }

@@ -507,6 +507,34 @@ int lof__region_commit(lof_region_t *r, void *addr, size_t len) {
   return 0;
 }
 
+/* Commit [addr, addr+len) of r readable and writable without locking it,
+ * for a frontend that locks it as it is touched (jemalloc/boot.c, base
+ * blocks), later, with lof__region_commit.  Until then it is fallback. */
+int lof__region_commit_unlocked(lof_region_t *r, void *addr, size_t len) {
+  if (region_check_reserved(r, addr, len) != 0) return -1;
+  size_t first = PAGES((uintptr_t)addr - r->base), n = PAGES(len);
+  atomic_fetch_add(&region_count.commit_calls, 1);
+  if (bits_count(r->committed_bits, first, n) == n) return 0;
+  if (lof__os_commit_unlocked(addr, len) != 0) { errno = ENOMEM; return -1; }
+  size_t newly = 0;
+  for (size_t page = first; page < first + n; page++) {
+    if (bits_count(r->committed_bits, page, 1)) continue;
+    if (region_backend != LOF_BACKEND_UNLOCKED) bits_set(r->unlocked_bits, page, 1);
+    bits_set(r->committed_bits, page, 1);
+    newly++;
+  }
+  atomic_fetch_add(&region_count.committed, newly * LOF_PAGE_SIZE);
+  lof__budget_fallback((int64_t)(newly * LOF_PAGE_SIZE));
+  return 0;
+}
+
+bool lof__region_is_locked(const lof_region_t *r, const void *addr, size_t len) {
+  if (!region_range_ok(r, addr, len)) return false;
+  if (r->kind == LOF_REGION_WHOLE) return r->whole_locked;
+  size_t first = PAGES((uintptr_t)addr - r->base), n = PAGES(len);
+  return bits_count_locked((lof_region_t *)r, first, n) == n;
+}
+
 int lof__region_purge(lof_region_t *r, void *addr, size_t len) {
   if (!region_range_ok(r, addr, len)) { errno = EINVAL; return -1; }
   bool relock;

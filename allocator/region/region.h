@@ -80,6 +80,14 @@ LOF_HIDDEN int lof__region_remap(lof_region_t *r, size_t new_size);
  * kernel failure; the range stays as it was). */
 LOF_HIDDEN int lof__region_commit(lof_region_t *r, void *addr, size_t len);
 
+/* Commit a range readable and writable, not locked (counted as fallback),
+ * for a frontend that locks it later, as it is touched, with
+ * lof__region_commit (jemalloc's base blocks).  0, or -1 + ENOMEM/EINVAL. */
+LOF_HIDDEN int lof__region_commit_unlocked(lof_region_t *r, void *addr, size_t len);
+
+/* True when every page of [addr, addr+len) of r is committed and locked. */
+LOF_HIDDEN bool lof__region_is_locked(const lof_region_t *r, const void *addr, size_t len);
+
 /* Drop the pages of a committed range; it stays committed and lock-on-fault
  * and refaults as zeros.  0, or -1 + errno from the kernel. */
 LOF_HIDDEN int lof__region_purge(lof_region_t *r, void *addr, size_t len);

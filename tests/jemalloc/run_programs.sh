@@ -2,7 +2,8 @@
 # run_programs.sh -- the whole-process library under real programs:
 #  - python3 with PYTHONMALLOC=malloc (every Python allocation through
 #    jemalloc) computes a digest that must equal the one computed without
-#    the library, and its heap must be lock-on-fault (vmas.py);
+#    the library, and its heap must be lock-on-fault (vmas.py); the same run
+#    on stock jemalloc (no library) must fail vmas.py (a control);
 #  - redis-server (Debian's links jemalloc) on 127.0.0.1 and a free port,
 #    loaded by redis-benchmark with a bounded request count, answers
 #    correctly, and its heap is lock-on-fault; the server is always shut down.
@@ -56,6 +57,16 @@ PYEOF
     echo "PASS: python3 under the whole-process mode (digest $want)"
   else
     echo "FAIL: python3 (rc $rc, digest '$(printf '%s\n' "$got" | head -1)' want '$want')"; cat "$tmp/py.err"; status=1
+  fi
+  # control: the same program on stock jemalloc (no lofalloc library) must
+  # fail the same VMA check, or the check above proves nothing
+  PYTHONMALLOC=malloc LD_PRELOAD="$je" "$py" "$tmp/work.py" "$srcdir/vmas.py" >"$tmp/ctl.out" 2>&1
+  ctl_rc=$?
+  if [ $ctl_rc -ne 0 ] && grep -q FAIL "$tmp/ctl.out"; then
+    echo "PASS: control: python3 on stock jemalloc fails the VMA check (rc $ctl_rc)"
+    grep -E "FAIL|unlocked" "$tmp/ctl.out" | head -3 | sed 's/^/  /'
+  else
+    echo "FAIL: control: python3 on stock jemalloc passed the VMA check (rc $ctl_rc)"; cat "$tmp/ctl.out"; status=1
   fi
 else
   echo "SKIP: python3 not found"

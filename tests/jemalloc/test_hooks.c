@@ -9,6 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <linux/capability.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "je_test.h"
@@ -86,16 +90,35 @@ static bool opt_retain(void) {
   return retain;
 }
 
-/* The hooks' commit mode (LOFALLOC_JE_COMMIT, auto by privilege): eager
- * reports a fresh region committed although jemalloc did not ask. */
+/* The commit mode the test REQUESTED (LOFALLOC_JE_COMMIT), worked out here
+ * from the environment and the process's privileges, never from the hooks:
+ * eager and lazy are taken as asked; auto (or unset) is eager when locking
+ * is not budgeted (CAP_IPC_LOCK effective or RLIMIT_MEMLOCK unlimited, and
+ * no LOFALLOC_MAX_LOCKED).  A library that ignores the variable fails
+ * test_commit_mode_requested. */
 static bool eager;
 
-static bool probe_eager(void) {
-  bool zero = false, commit = false;
-  void *p = lof->alloc(lof, NULL, 64 * KiB, 4096, &zero, &commit, 0);
-  assert_non_null(p);
-  lof->destroy(lof, p, 64 * KiB, commit, 0);
-  return commit;
+static bool lock_budgeted(void);
+
+static bool requested_eager(void) {
+  const char *mode = getenv("LOFALLOC_JE_COMMIT");
+  if (mode != NULL && strcmp(mode, "eager") == 0) return true;
+  if (mode != NULL && strcmp(mode, "lazy") == 0) return false;
+  return !lock_budgeted();
+}
+
+/* Locking is charged to a limit: no CAP_IPC_LOCK, a finite RLIMIT_MEMLOCK,
+ * or a LOFALLOC_MAX_LOCKED budget. */
+static bool lock_budgeted(void) {
+  const char *max = getenv("LOFALLOC_MAX_LOCKED");
+  if (max != NULL && strcmp(max, "") != 0 && strcmp(max, "0") != 0) return true;
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur == RLIM_INFINITY) return false;
+  struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[2];
+  memset(data, 0, sizeof data);
+  if (syscall(SYS_capget, &hdr, data) != 0) return true;
+  return (data[CAP_TO_INDEX(CAP_IPC_LOCK)].effective & CAP_TO_MASK(CAP_IPC_LOCK)) == 0;
 }
 
 static int setup(void **state) {
@@ -104,9 +127,27 @@ static int setup(void **state) {
    * jemalloc's options first. */
   unsigned ind;
   if (lof_je_arena_create(&ind) != 0) return -1;
-  eager = probe_eager();
-  printf("  commit mode: %s, retain %s\n", eager ? "eager" : "lazy", opt_retain() ? "on" : "off");
+  eager = requested_eager();
+  printf("  commit mode requested: %s (LOFALLOC_JE_COMMIT=%s), retain %s\n",
+         eager ? "eager" : "lazy", getenv("LOFALLOC_JE_COMMIT") ? getenv("LOFALLOC_JE_COMMIT") : "",
+         opt_retain() ? "on" : "off");
   return 0;
+}
+
+/* The requested mode against the kernel's view: a region jemalloc asks
+ * for uncommitted is, in eager mode, reported committed AND mapped
+ * readable, writable and lock-on-fault (smaps); in lazy mode neither. */
+static void test_commit_mode_requested(void **state) {
+  bool zero = false, commit = false;
+  char *p = lof->alloc(lof, NULL, 256 * KiB, 4096, &zero, &commit, 0);
+  assert_non_null(p);
+  bool mapped = smaps_range_all_have_flags(p, 256 * KiB, "rd wr lo lf");
+  bool readable = smaps_has_flags(p, "rd");
+  printf("  uncommitted alloc: *commit %d, smaps rd %d, rd wr lo lf %d\n", commit, readable, mapped);
+  lof->destroy(lof, p, 256 * KiB, commit, 0);
+  assert_int_equal(commit, eager);
+  assert_int_equal(mapped, eager);
+  assert_int_equal(readable, eager);
 }
 
 /* ---- the hooks called directly ------------------------------------------- */
@@ -234,10 +275,10 @@ static void test_spy_arena_life(void **state) {
   /* a large allocation: jemalloc grows (retain: an uncommitted region,
    * then commit of what it uses) */
   spy_reset();
-  size_t n = 8 * MiB;
+  size_t n = 2 * MiB; /* with the arenas' bases, fits the default 8 MiB RLIMIT_MEMLOCK (nobody) */
   char *p = mallocx(n, je_flags(ind));
   assert_non_null(p);
-  spy_print("mallocx 8 MiB");
+  spy_print("mallocx 2 MiB");
   assert_true(spy_calls[SPY_ALLOC] >= 1);
   if (opt_retain()) {
     /* jemalloc grows retained memory uncommitted; the lazy hooks commit
@@ -285,8 +326,10 @@ static void test_spy_small_churn(void **state) {
   size_t sz = sizeof ind;
   assert_int_equal(mallctl("arenas.create", &ind, &sz, &hooks, sizeof hooks), 0);
   spy_reset();
-  enum { N = 20000 };
-  static void *ptrs[N];
+  enum { N_MAX = 20000 };
+  static void *ptrs[N_MAX];
+  /* under a lock budget (nobody, 8 MiB), a live set that fits it */
+  const int N = lock_budgeted() ? 2500 : N_MAX;
   unsigned seed = 1;
   for (int round = 0; round < 3; round++) {
     for (int i = 0; i < N; i++) {
@@ -311,6 +354,7 @@ static void test_spy_small_churn(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_commit_mode_requested),
     cmocka_unit_test(test_alloc_contract),
     cmocka_unit_test(test_dalloc_partial),
     cmocka_unit_test(test_spy_arena_life),

@@ -144,9 +144,25 @@ static void test_no_unlocked_heap(void **state) {
     }
   }
   fclose(f);
-  printf("  unlocked anonymous rw total %zu KiB, largest %zu KiB\n", residue >> 10, largest >> 10);
-  assert_true(largest < 512 * 1024);
-  assert_true(residue < 1024 * 1024);
+  /* The region layer leaves the bitmaps of reservations above 1 GiB
+   * unlocked on purpose (sparse; the kernel would charge their whole
+   * range) and counts them in stats.meta_unlocked: they may be among the
+   * unlocked VMAs, and adjacent ones merge. */
+  int (*get)(lof_stats_t *, size_t) = (int (*)(lof_stats_t *, size_t))dlsym(RTLD_DEFAULT, "lof_je_stats_get");
+  assert_non_null(get);
+  lof_stats_t st;
+  memset(&st, 0, sizeof st);
+  assert_int_equal(get(&st, sizeof st), 0);
+  size_t meta = (size_t)st.meta_unlocked;
+  if (meta > ((size_t)1 << 40)) {
+    /* seen under retain:false: the counter went below zero (region layer) */
+    printf("  stats.meta_unlocked reads %lld: wrapped, not used\n", (long long)st.meta_unlocked);
+    meta = 0;
+  }
+  printf("  unlocked anonymous rw total %zu KiB, largest %zu KiB (region metadata left unlocked: %zu KiB)\n",
+         residue >> 10, largest >> 10, meta >> 10);
+  assert_true(largest < 512 * 1024 + meta);
+  assert_true(residue < 1024 * 1024 + meta);
 }
 
 /* jemalloc's metadata keeps growing with its own default hooks where the
@@ -218,7 +234,11 @@ static void test_fork(void **state) {
 
 /* fork while other threads allocate (and grow, purge, release regions):
  * the process library orders the region and ledger mutexes after
- * jemalloc's own around fork, so no child deadlocks; each child allocates. */
+ * jemalloc's own around fork, so no child deadlocks.  Each child checks
+ * first that blocks the parent allocated and touched BEFORE the fork are
+ * locked again (memory locks are not inherited: VM_LOCKED is gone from the
+ * child's copy until the library re-locks it; LOFALLOC_FORK_RELOCK=0 fails
+ * here), then allocates. */
 static _Atomic int churn_stop;
 
 static void *churn_body(void *arg) {
@@ -236,7 +256,15 @@ static void *churn_body(void *arg) {
   return NULL;
 }
 
+enum { KEEP_BLOCKS = 4 };
+static const size_t keep_sizes[KEEP_BLOCKS] = {100, 20000, 300000, 3 << 20};
+
 static void test_fork_with_threads(void **state) {
+  char *keep[KEEP_BLOCKS];
+  for (int i = 0; i < KEEP_BLOCKS; i++) {
+    keep[i] = malloc(keep_sizes[i]);
+    check_block(keep[i], keep_sizes[i]);
+  }
   pthread_t t[3];
   churn_stop = 0;
   for (int i = 0; i < 3; i++) assert_int_equal(pthread_create(&t[i], NULL, churn_body, NULL), 0);
@@ -244,6 +272,9 @@ static void test_fork_with_threads(void **state) {
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
+      for (int i = 0; i < KEEP_BLOCKS; i++)
+        if (keep[i][0] != 0x11 || !smaps_range_all_have_flags(keep[i], keep_sizes[i], "lo lf"))
+          _exit(10 + i);
       char *p = malloc(5 << 20);
       if (p == NULL) _exit(1);
       memset(p, 1, 5 << 20);
@@ -253,10 +284,14 @@ static void test_fork_with_threads(void **state) {
     /* a deadlocked child would hang here: the harness' timeout catches it */
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status));
+    if (WEXITSTATUS(status) >= 10)
+      printf("  fork %d: the child's copy of block %d (%zu bytes, allocated before fork) is not lo lf\n",
+             k, WEXITSTATUS(status) - 10, keep_sizes[WEXITSTATUS(status) - 10]);
     assert_int_equal(WEXITSTATUS(status), 0);
   }
   churn_stop = 1;
   for (int i = 0; i < 3; i++) pthread_join(t[i], NULL);
+  for (int i = 0; i < KEEP_BLOCKS; i++) free(keep[i]);
 }
 
 int main(void) {
