@@ -116,7 +116,9 @@ struct lof_arena;
 typedef struct lof_segment {
   uint32_t magic;                  /* LOF_SEG_MAGIC while live */
   uint8_t kind;                    /* enum lof_segment_kind */
-  uint8_t pad_[3];
+  _Atomic(uint8_t) pinned;         /* NORMAL: part of lof_reserve's pinned memory: its free
+                                    * runs are never dirty-listed, so never purged (reserve.c) */
+  uint8_t pad_[2];
   lof_region_t *region;            /* NORMAL: the reservation it was cut from; HUGE: its own */
   struct lof_arena *arena;         /* NORMAL: the arena owning its page runs */
   size_t huge_offset;              /* HUGE: block start - header (one page) */
@@ -181,6 +183,16 @@ LOF_HIDDEN void lof__registry_set(const void *unit, bool on);
 /* A fresh NORMAL segment, committed, header initialised, registered. */
 LOF_HIDDEN lof_segment_t *lof__segment_new(struct lof_arena *arena);
 LOF_HIDDEN void lof__segment_prefork(void);
+/* reserve.c: a pinned, populated segment of the reserve pool for arena, or
+ * NULL when the pool is empty.  No system call. */
+LOF_HIDDEN lof_segment_t *lof__reserve_take(struct lof_arena *arena);
+/* reserve.c: LOFALLOC_RESERVE at start-up (called once by lof__malloc_init). */
+LOF_HIDDEN void lof__reserve_startup(void);
+/* reserve.c: pinned and populated bytes (stats). */
+LOF_HIDDEN void lof__reserve_stats(uint64_t *pinned, uint64_t *populated);
+static inline bool lof__segment_pinned(const lof_segment_t *seg) {
+  return atomic_load_explicit(&seg->pinned, memory_order_relaxed) != 0;
+}
 LOF_HIDDEN void lof__segment_postfork(bool child);
 
 /* ---- arenas: page runs, decay, purge (arena.c, purge.c) ------------------ */

@@ -79,6 +79,7 @@ LOF_HIDDEN void lof__stat_global(int64_t bytes, int64_t n) {
 
 LOF_HIDDEN void lof__malloc_init(void) {
   if (LOF_LIKELY(atomic_load_explicit(&malloc_ready, memory_order_acquire))) return;
+  bool reserve = false;
   pthread_mutex_lock(&init_lock);
   if (!atomic_load_explicit(&malloc_ready, memory_order_relaxed)) {
     lof__region_init();
@@ -93,8 +94,10 @@ LOF_HIDDEN void lof__malloc_init(void) {
     lof__secret = secret | 1;
     pthread_key_create(&heap_key, heap_thread_exit);
     atomic_store_explicit(&malloc_ready, 1, memory_order_release);
+    reserve = true;
   }
   pthread_mutex_unlock(&init_lock);
+  if (reserve) lof__reserve_startup(); /* LOFALLOC_RESERVE, once the heap works */
 }
 
 /* ---- heap structs ------------------------------------------------------- */

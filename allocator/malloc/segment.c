@@ -41,6 +41,8 @@ LOF_HIDDEN lof_segment_t *lof__segment_new(lof_arena_t *arena) {
   lof_region_t *r;
   uintptr_t base;
 
+  lof_segment_t *pinned = lof__reserve_take(arena); /* lof_reserve's pool first: no syscall */
+  if (pinned != NULL) return pinned;
   pthread_mutex_lock(&segment_lock);
   if (segment_region == NULL || segment_next + LOF_SEG_SIZE > segment_region->size) {
     /* Reserving is a syscall, but a rare one (once per 1 GiB); holding the

@@ -100,4 +100,8 @@ LOF_HIDDEN void *lof__os_map_meta(size_t len);
 /* A whole new readable, writable, lock-on-fault mapping in one mmap call
  * with MAP_LOCKONFAULT (only for the MAP_LOCKONFAULT backend). */
 LOF_HIDDEN void *lof__os_map_whole_locked(size_t len);
+
+/* Populate [addr, addr+len) for writing, contents unchanged (a locked range's
+ * pages become resident and locked now).  -1 + EINVAL before Linux 5.14. */
+LOF_HIDDEN int lof__os_populate(void *addr, size_t len);
 #endif /* LOF_OS_H */

@@ -46,5 +46,7 @@ void lof__stats_print(int fd, const lof_stats_t *st) {
   stats_line(fd, "lock_failures", STATS_COUNT, st->lock_failures, NULL);
   stats_line(fd, "regions", STATS_COUNT, st->regions, NULL);
   stats_line(fd, "heap_vmas", STATS_COUNT, st->heap_vmas, NULL);
+  if (st->pinned) stats_line(fd, "pinned", STATS_BYTES, st->pinned, NULL);
+  if (st->pinned) stats_line(fd, "pinned_populated", STATS_BYTES, st->pinned_populated, NULL);
   if (st->max_locked) stats_line(fd, "max_locked", STATS_BYTES, st->max_locked, NULL);
 }
