@@ -10,7 +10,7 @@
  *   pages, described in the segment header) --> blocks (small objects of one
  *   size class carved from a span, or one large block = the whole span).
  *   Huge blocks (>= the huge threshold) have their own lock-on-fault mapping
- *   whose first page is a small header shaped like a segment header.
+ *   and a descriptor out of band (huge.c).
  *
  * Invariants:
  *  - Every small or large block lies in a 4 MiB segment whose base holds a
@@ -54,7 +54,7 @@
 #define LOF_SMALL_MAX ((size_t)16384)   /* largest small size class */
 #define LOF_NCLASSES 36                 /* small size classes */
 #define LOF_MIN_ALIGN 16                /* every block is 16-aligned */
-#define LOF_MAX_ALIGN ((size_t)2 << 20) /* largest alignment served (2 MiB) */
+#define LOF_MAX_ALIGN ((size_t)2 << 20) /* largest alignment of a segment block (2 MiB); above, huge */
 
 /* ---- blocks and spans --------------------------------------------------- */
 
@@ -106,25 +106,23 @@ typedef struct lof_span {
 
 _Static_assert(sizeof(lof_span_t) <= 64, "span descriptor must stay 64 bytes");
 
-enum lof_segment_kind { LOF_SEG_NORMAL = 1, LOF_SEG_HUGE = 2 };
+enum lof_segment_kind { LOF_SEG_NORMAL = 1 };
 #define LOF_SEG_MAGIC 0x6c6f6673u /* "lofs" */
 
 struct lof_arena;
 
-/* The header at the base of every segment.  A HUGE block's header is the
- * page before the block and holds only the fields up to `prev`. */
+/* The header at the base of every segment (huge blocks have out-of-band
+ * descriptors of their own, huge.c). */
 typedef struct lof_segment {
   uint32_t magic;                  /* LOF_SEG_MAGIC while live */
   uint8_t kind;                    /* enum lof_segment_kind */
   _Atomic(uint8_t) pinned;         /* NORMAL: part of lof_reserve's pinned memory: its free
                                     * runs are never dirty-listed, so never purged (reserve.c) */
   uint8_t pad_[2];
-  lof_region_t *region;            /* NORMAL: the reservation it was cut from; HUGE: its own */
-  struct lof_arena *arena;         /* NORMAL: the arena owning its page runs */
-  size_t huge_offset;              /* HUGE: block start - header (one page) */
-  size_t huge_size;                /* HUGE: usable bytes of the block */
-  struct lof_segment *next;        /* arena segment list / huge hash chain */
-  struct lof_segment *prev;        /* huge hash chain */
+  lof_region_t *region;            /* the reservation it was cut from */
+  struct lof_arena *arena;         /* the arena owning its page runs (NULL in the reserve pool) */
+  struct lof_segment *next;        /* arena segment list / reserve pool */
+  struct lof_segment *prev;        /* unused */
   uint16_t pagemap[LOF_SEG_PAGES]; /* NORMAL: page -> first page of its span */
   lof_span_t spans[LOF_SEG_PAGES]; /* NORMAL: descriptor of the span starting at each page */
 } lof_segment_t;
@@ -211,6 +209,8 @@ typedef struct lof_arena {
 
 #define LOF_MAX_ARENAS 16
 LOF_HIDDEN extern lof_arena_t lof__arenas[LOF_MAX_ARENAS];
+LOF_HIDDEN extern unsigned lof__arenas_max; /* mallopt(M_ARENA_MAX) for new heaps, 0 = none (alloc.c) */
+LOF_HIDDEN extern unsigned lof__perturb;    /* mallopt(M_PERTURB): 0x100 | byte, 0 = off (alloc.c) */
 LOF_HIDDEN extern unsigned lof__narenas;
 
 LOF_HIDDEN void lof__arenas_init(void);
@@ -311,6 +311,9 @@ LOF_HIDDEN int lof__huge_free(void *p);
 LOF_HIDDEN void *lof__huge_realloc(void *p, size_t size, size_t *old_size);
 LOF_HIDDEN size_t lof__huge_usable(const void *p);
 LOF_HIDDEN size_t lof__huge_threshold(void);
+LOF_HIDDEN void lof__huge_set_threshold(size_t t);  /* mallopt(M_MMAP_THRESHOLD); 0 = the option */
+LOF_HIDDEN void lof__huge_set_keep_all(bool on);    /* mallopt(M_MMAP_MAX, 0): never unmap */
+LOF_HIDDEN size_t lof__huge_cache_flush(void);      /* lof_purge: release the unpinned cache */
 LOF_HIDDEN void lof__huge_stats(uint64_t *count, uint64_t *bytes);
 LOF_HIDDEN void lof__huge_prefork(void);
 LOF_HIDDEN void lof__huge_postfork(bool child);

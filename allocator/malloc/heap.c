@@ -129,7 +129,8 @@ static lof_heap_t *heap_new(void) {
     for (unsigned c = 0; c < LOF_NCLASSES; c++) h->cur[c] = &lof__span_empty;
     h->id = heaps_next_id++;
     if (heaps_next_id == LOF_HEAP_EMPTY_ID) heaps_next_id = 1;
-    h->arena = &lof__arenas[h->id % lof__narenas];
+    unsigned na = lof__narenas, lim = __atomic_load_n(&lof__arenas_max, __ATOMIC_RELAXED);
+    h->arena = &lof__arenas[h->id % (lim != 0 && lim < na ? lim : na)];
     h->next = heaps_live;
     if (heaps_live) heaps_live->prev = h;
     heaps_live = h;
