@@ -291,7 +291,7 @@ LOF_HIDDEN bool lof__arena_resize(lof_span_t *s, size_t npages) {
 }
 
 LOF_HIDDEN void lof__arenas_prefork(void) {
-  for (unsigned i = 0; i < LOF_MAX_ARENAS; i++) pthread_mutex_lock(&lof__arenas[i].lock);
+  for (unsigned i = 0; i < LOF_MAX_ARENAS; i++) lof__fork_lock(&lof__arenas[i].lock);
 }
 
 LOF_HIDDEN void lof__arenas_postfork(bool child) {
@@ -299,6 +299,6 @@ LOF_HIDDEN void lof__arenas_postfork(bool child) {
     if (child)
       pthread_mutex_init(&lof__arenas[i].lock, NULL);
     else
-      pthread_mutex_unlock(&lof__arenas[i].lock);
+      lof__fork_unlock(&lof__arenas[i].lock);
   }
 }

@@ -39,6 +39,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "forklock.h"
 #include "internal.h"
 #include "lofalloc.h"
 #include "region.h"
@@ -186,6 +187,8 @@ LOF_HIDDEN void lof__segment_prefork(void);
 LOF_HIDDEN lof_segment_t *lof__reserve_take(struct lof_arena *arena);
 /* reserve.c: LOFALLOC_RESERVE at start-up (called once by lof__malloc_init). */
 LOF_HIDDEN void lof__reserve_startup(void);
+LOF_HIDDEN void lof__reserve_prefork(void);
+LOF_HIDDEN void lof__reserve_postfork(bool child);
 /* reserve.c: pinned and populated bytes (stats). */
 LOF_HIDDEN void lof__reserve_stats(uint64_t *pinned, uint64_t *populated);
 static inline bool lof__segment_pinned(const lof_segment_t *seg) {

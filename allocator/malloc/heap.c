@@ -541,8 +541,8 @@ LOF_HIDDEN void lof__heaps_stats(int64_t *allocated, int64_t *count) {
 
 /* fork order: heaps_lock, then abandoned_lock (then the arenas). */
 LOF_HIDDEN void lof__heaps_prefork(void) {
-  pthread_mutex_lock(&heaps_lock);
-  pthread_mutex_lock(&abandoned_lock);
+  lof__fork_lock(&heaps_lock);
+  lof__fork_lock(&abandoned_lock);
 }
 
 LOF_HIDDEN void lof__heaps_postfork(bool child) {
@@ -550,8 +550,8 @@ LOF_HIDDEN void lof__heaps_postfork(bool child) {
     pthread_mutex_init(&abandoned_lock, NULL);
     pthread_mutex_init(&heaps_lock, NULL);
   } else {
-    pthread_mutex_unlock(&abandoned_lock);
-    pthread_mutex_unlock(&heaps_lock);
+    lof__fork_unlock(&abandoned_lock);
+    lof__fork_unlock(&heaps_lock);
   }
 }
 

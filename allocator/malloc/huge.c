@@ -416,10 +416,10 @@ LOF_HIDDEN int lof__huge_check(void) {
   return rc;
 }
 
-LOF_HIDDEN void lof__huge_prefork(void) { pthread_mutex_lock(&huge_lock); }
+LOF_HIDDEN void lof__huge_prefork(void) { lof__fork_lock(&huge_lock); }
 LOF_HIDDEN void lof__huge_postfork(bool child) {
   if (child)
     pthread_mutex_init(&huge_lock, NULL);
   else
-    pthread_mutex_unlock(&huge_lock);
+    lof__fork_unlock(&huge_lock);
 }

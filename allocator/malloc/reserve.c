@@ -211,3 +211,20 @@ LOF_HIDDEN void lof__reserve_startup(void) {
     lof__message("warning: LOFALLOC_RESERVE=%lld not honoured: running without a reserve",
                  (long long)want);
 }
+
+/* fork (malloc/fork.c): reserve_lock is taken first of all (lof_reserve
+ * holds it around everything else it does), pool_lock next (never nested). */
+LOF_HIDDEN void lof__reserve_prefork(void) {
+  lof__fork_lock(&reserve_lock);
+  lof__fork_lock(&pool_lock);
+}
+
+LOF_HIDDEN void lof__reserve_postfork(bool child) {
+  if (child) {
+    pthread_mutex_init(&pool_lock, NULL);
+    pthread_mutex_init(&reserve_lock, NULL);
+  } else {
+    lof__fork_unlock(&pool_lock);
+    lof__fork_unlock(&reserve_lock);
+  }
+}

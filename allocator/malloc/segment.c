@@ -81,11 +81,11 @@ LOF_HIDDEN lof_segment_t *lof__segment_new(lof_arena_t *arena) {
   return seg;
 }
 
-LOF_HIDDEN void lof__segment_prefork(void) { pthread_mutex_lock(&segment_lock); }
+LOF_HIDDEN void lof__segment_prefork(void) { lof__fork_lock(&segment_lock); }
 
 LOF_HIDDEN void lof__segment_postfork(bool child) {
   if (child)
     pthread_mutex_init(&segment_lock, NULL);
   else
-    pthread_mutex_unlock(&segment_lock);
+    lof__fork_unlock(&segment_lock);
 }

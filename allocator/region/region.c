@@ -20,6 +20,7 @@
 #include "lofalloc-mman.h"
 #include "options.h"
 #include "os.h"
+#include "forklock.h"
 #include "region.h"
 
 enum { LOF_REGION_RESERVED = 1, LOF_REGION_WHOLE = 2 };
@@ -612,9 +613,10 @@ void lof__region_stats(lof_stats_t *st) {
 
 /* ---- fork -------------------------------------------------------------------- */
 
-void lof__region_prefork(void) { pthread_mutex_lock(&region_lock); }
+/* forklock.h: safe when fork() is called from a signal handler */
+void lof__region_prefork(void) { lof__fork_lock(&region_lock); }
 
-void lof__region_postfork_parent(void) { pthread_mutex_unlock(&region_lock); }
+void lof__region_postfork_parent(void) { lof__fork_unlock(&region_lock); }
 
 /* Memory locks are not inherited across fork: lock the child's committed,
  * locked ranges again (on fault; resident pages are locked at once). */
