@@ -49,7 +49,24 @@ static void fork_parent(void) {
   lof__fork_end(false);
 }
 
+/* In the child, before the mutexes are re-initialised: when the signal that
+ * ran this fork() interrupted this thread inside an arena's critical section,
+ * that arena's lists may be half-updated in the child's copy.  The child's
+ * heap moves to an arena nobody was updating (its old blocks stay where they
+ * are; the spans it owned keep working through their own free lists). */
+static void fork_child_avoid_torn_arenas(void) {
+  lof_heap_t *h = lof__heap_tls;
+  if (h == &lof__heap_empty || !lof__fork_interrupted_holder(&h->arena->lock)) return;
+  for (unsigned i = 0; i < LOF_MAX_ARENAS; i++)
+    if (!lof__fork_interrupted_holder(&lof__arenas[i].lock)) {
+      h->arena = &lof__arenas[i];
+      if (i >= lof__narenas) lof__narenas = i + 1;
+      return;
+    }
+}
+
 static void fork_child(void) {
+  fork_child_avoid_torn_arenas();
   lof__region_postfork_child();
   lof__arenas_postfork(true);
   lof__heaps_postfork(true);

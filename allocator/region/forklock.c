@@ -37,6 +37,7 @@
 static FORK_TLS unsigned fork_depth;                        /* forks in progress in this thread */
 static FORK_TLS unsigned fork_next[LOF_FORK_MAX_DEPTH];     /* lof__fork_lock calls so far */
 static FORK_TLS uint64_t fork_taken[LOF_FORK_MAX_DEPTH];    /* bit k: the k-th mutex was taken */
+static FORK_TLS uint64_t fork_mine[LOF_FORK_MAX_DEPTH];     /* bit k: held by the code we interrupted */
 static FORK_TLS pid_t fork_tid;
 static pthread_mutex_t *fork_order[LOF_FORK_MAX_LOCKS];     /* the k-th mutex of the order */
 static _Atomic(unsigned long) fork_nested;
@@ -69,6 +70,7 @@ void lof__fork_begin(void) {
   if (d < LOF_FORK_MAX_DEPTH) {
     fork_next[d] = 0;
     fork_taken[d] = 0;
+    fork_mine[d] = 0;
   }
 }
 
@@ -104,7 +106,14 @@ void lof__fork_lock(pthread_mutex_t *m) {
   if (fork_tid == 0) fork_tid = (pid_t)syscall(SYS_gettid);
   uint64_t deadline = 0;
   for (;;) {
-    if (fork_held_by_me(m)) break;
+    if (fork_held_by_me(m)) {
+      /* by an outer fork's prepare (quiescent) or by the interrupted code */
+      bool outer = false;
+      for (unsigned o = 0; o < d; o++)
+        if (k < fork_next[o] && (fork_taken[o] >> k & 1)) outer = true;
+      if (!outer) fork_mine[d] |= (uint64_t)1 << k;
+      break;
+    }
     if (pthread_mutex_trylock(m) == 0) {
       fork_taken[d] |= (uint64_t)1 << k;
       break;
@@ -116,7 +125,10 @@ void lof__fork_lock(pthread_mutex_t *m) {
     } else {
       uint64_t now = fork_now_ms();
       if (deadline == 0) deadline = now + LOF_FORK_WAIT_MS;
-      if (now >= deadline) break; /* locked, no owner, for that long: our own */
+      if (now >= deadline) { /* locked, no owner, for that long: our own */
+        fork_mine[d] |= (uint64_t)1 << k;
+        break;
+      }
     }
     sched_yield();
   }
@@ -138,6 +150,15 @@ void lof__fork_unlock(pthread_mutex_t *m) {
       pthread_mutex_unlock(m);
       return;
     }
+}
+
+bool lof__fork_interrupted_holder(pthread_mutex_t *m) {
+  if (fork_depth == 0 || fork_depth > LOF_FORK_MAX_DEPTH) return false;
+  unsigned d = fork_depth - 1;
+  unsigned n = fork_next[d] < LOF_FORK_MAX_LOCKS ? fork_next[d] : LOF_FORK_MAX_LOCKS;
+  for (unsigned k = 0; k < n; k++)
+    if (fork_order[k] == m && (fork_mine[d] >> k & 1)) return true;
+  return false;
 }
 
 unsigned long lof__fork_nested_count(void) {

@@ -15,9 +15,9 @@
  * tracked per thread, up to LOF_FORK_MAX_DEPTH forks deep.
  *
  * What this cannot give: when the interrupted code held a mutex, the child's
- * copy of the data under it may be half-updated.  The child still runs and
- * allocates (the frontend's fast paths take no lock, and each mutex's data is
- * only linked lists the interrupted code updates a pointer at a time).
+ * copy of the data under it may be half-updated.  lof__fork_interrupted_holder
+ * tells the child handler which mutexes those were, so it can keep away from
+ * their data (malloc/fork.c moves the child's heap off such an arena).
  */
 #ifndef LOF_FORKLOCK_H
 #define LOF_FORKLOCK_H
@@ -33,6 +33,10 @@ LOF_HIDDEN void lof__fork_begin(void);
 LOF_HIDDEN void lof__fork_end(bool child);
 LOF_HIDDEN void lof__fork_lock(pthread_mutex_t *m);
 LOF_HIDDEN void lof__fork_unlock(pthread_mutex_t *m);
+
+/* In a fork handler: was m held, when this fork began, by the code the
+ * signal interrupted in this thread (its data may be half-updated)? */
+LOF_HIDDEN bool lof__fork_interrupted_holder(pthread_mutex_t *m);
 
 /* Test seam: forks whose prepare found a mutex held by its own thread. */
 LOF_HIDDEN unsigned long lof__fork_nested_count(void);
