@@ -49,6 +49,17 @@ LOF_EXPORT size_t lof_malloc_usable_size(const void *p);
  * the same).  Returns the number of bytes purged. */
 LOF_EXPORT size_t lof_purge(void);
 
+/* Lock and populate `bytes` of heap now, for the life of the process: the
+ * heap's pinned memory (what it already holds, pinned too, plus fresh
+ * segments) becomes at least `bytes`, every page resident and locked, and
+ * it is never purged, decommitted or unmapped.  Later small and large
+ * requests that fit it make no system call and take no page fault; huge
+ * blocks freed afterwards are kept for reuse up to the same size.  Returns
+ * 0, or -1 with errno = ENOMEM when the lock budget (RLIMIT_MEMLOCK,
+ * LOFALLOC_MAX_LOCKED) cannot hold it, whatever the policy: then nothing is
+ * reserved or charged.  LOFALLOC_RESERVE=SIZE does the same at start-up. */
+LOF_EXPORT int lof_reserve(size_t bytes);
+
 /* Walk the heap and check its invariants.  Returns 0 when they hold; on a
  * violation prints what is wrong on stderr and returns -1. */
 LOF_EXPORT int lof_check(void);
@@ -99,6 +110,8 @@ typedef struct lof_stats {
   uint64_t cgroup_limit;     /* the memory cgroup's limit in force as a budget (0 = none) */
   uint64_t release_failures; /* unmaps the kernel refused */
   uint64_t leaked;           /* bytes still mapped after such refusals (still counted above) */
+  uint64_t pinned;           /* lof_reserve: bytes pinned (never purged or unmapped) */
+  uint64_t pinned_populated; /* lof_reserve: bytes of them populated (resident and locked) */
 } lof_stats_t;
 
 /* Fill *out (out_size = sizeof(*out)).  Reading locked_resident, resident and

@@ -75,7 +75,18 @@ static LOF_NOINLINE void *malloc_big(size_t size) {
   return alloc_big(size, 0, &zero);
 }
 
+LOF_HIDDEN unsigned lof__perturb;      /* mallopt(M_PERTURB): 0x100 | byte, or 0 */
+LOF_HIDDEN unsigned lof__arenas_max;   /* mallopt(M_ARENA_MAX), 0 = no limit */
+
+static LOF_NOINLINE void *malloc_perturbed(size_t size) {
+  unsigned pb = __atomic_load_n(&lof__perturb, __ATOMIC_RELAXED);
+  void *p = size <= LOF_SMALL_MAX ? alloc_small(size) : malloc_big(size);
+  if (p != NULL && pb) memset(p, (int)(~pb & 0xff), size);
+  return p;
+}
+
 LOF_EXPORT void *lof_malloc(size_t size) {
+  if (LOF_UNLIKELY(lof__perturb)) return malloc_perturbed(size);
   if (LOF_LIKELY(size <= LOF_SMALL_MAX)) return alloc_small(size);
   return malloc_big(size); /* a tail call: the fast path needs no frame */
 }
@@ -161,7 +172,17 @@ static LOF_NOINLINE void free_not_own(void *p, lof_span_t *s, uint32_t boff) {
   free_remote(s, p);
 }
 
+/* M_PERTURB: a freed block is filled with the byte, past the two words a
+ * free small block keeps (its link and double-free cookie). */
+static LOF_NOINLINE void free_perturb(void *p) {
+  unsigned pb = __atomic_load_n(&lof__perturb, __ATOMIC_RELAXED);
+  if (p == NULL || !pb) return;
+  size_t n = lof_malloc_usable_size(p);
+  if (n > sizeof(lof_block_t)) memset((char *)p + sizeof(lof_block_t), (int)(pb & 0xff), n - sizeof(lof_block_t));
+}
+
 LOF_EXPORT void lof_free(void *p) {
+  if (LOF_UNLIKELY(lof__perturb)) free_perturb(p);
   lof_segment_t *seg = lof__segment_of(p);
   /* NULL takes this branch too: a segment is 4 MiB-aligned and never sits at
    * address 0, so the registry bit of unit 0 is never set. */
@@ -295,17 +316,19 @@ LOF_EXPORT void *lof_reallocarray(void *p, size_t n, size_t size) {
 
 static void *alloc_aligned(size_t align, size_t size) {
   if (align <= LOF_MIN_ALIGN) return lof_malloc(size);
-  if (align > LOF_MAX_ALIGN || size > SIZE_MAX - align) {
+  if (size > SIZE_MAX - align) {
     errno = ENOMEM;
     return NULL;
   }
+  bool zero;
+  /* above what a segment aligns to: a huge block mapped at that alignment */
+  if (align > LOF_MAX_ALIGN) return lof__huge_alloc(size, align, &zero);
   size_t sz = size > align ? size : align;
   if (sz <= LOF_PAGE_SIZE) {
     /* power-of-two classes up to 4 KiB are aligned to their size */
     size_t pow2 = (size_t)1 << (64 - __builtin_clzll((unsigned long long)sz - 1));
     return alloc_small(pow2);
   }
-  bool zero;
   if (size >= lof__huge_threshold()) return lof__huge_alloc(size, align, &zero);
   void *p = lof__large_alloc(size, align, &zero);
   if (p == NULL && errno == ENOMEM) p = lof__huge_alloc(size, align, &zero);
@@ -362,6 +385,7 @@ LOF_HIDDEN void lof__malloc_stats(lof_stats_t *st) {
   lof__heaps_stats(&a, &n);
   st->allocated = a > 0 ? (uint64_t)a : 0;
   st->allocations = n > 0 ? (uint64_t)n : 0;
+  lof__reserve_stats(&st->pinned, &st->pinned_populated);
 }
 
 LOF_EXPORT int lof_malloc_trim(size_t pad);
@@ -370,14 +394,43 @@ LOF_EXPORT int lof_malloc_trim(size_t pad) {
   return lof_purge() > 0;
 }
 
-/* mallopt: M_MMAP_THRESHOLD is the nearest glibc notion to the huge
- * threshold, but the threshold is fixed at start-up; every parameter is
- * answered "not supported" (0), which is the truth. */
+/* mallopt: glibc's parameters, mapped to lofalloc's concepts where it has
+ * them (doc/malloc.md, "mallopt").  Returns 1 for every parameter glibc
+ * accepts and a value glibc would accept, 0 otherwise (unknown parameter or
+ * a value glibc refuses). */
 LOF_EXPORT int lof_mallopt(int param, int value);
 LOF_EXPORT int lof_mallopt(int param, int value) {
-  (void)param;
-  (void)value;
-  return 0;
+  static int64_t decay_configured = INT64_MIN; /* LOFALLOC_DECAY_MS before the first change */
+  lof__malloc_init();
+  switch (param) {
+  case M_TRIM_THRESHOLD: /* < 0: never give free pages back; else the configured decay */
+    if (decay_configured == INT64_MIN) decay_configured = lof__option(LOF_OPT_DECAY_MS);
+    lof__option_set(LOF_OPT_DECAY_MS, value < 0 ? -1 : decay_configured);
+    return 1;
+  case M_MMAP_THRESHOLD: /* the huge threshold, clamped to what a segment can hold */
+    if (value < 0 || (size_t)value > ((size_t)32 << 20)) return 0;
+    lof__huge_set_threshold(value == 0 ? LOF_SMALL_MAX + 1 : (size_t)value);
+    return 1;
+  case M_MMAP_MAX: /* 0: no mapping per block: segments, and freed huge blocks kept */
+    lof__huge_set_keep_all(value == 0);
+    return 1;
+  case M_ARENA_MAX: /* threads created from now on share at most this many arenas */
+    if (value <= 0) return 0;
+    __atomic_store_n(&lof__arenas_max, (unsigned)value, __ATOMIC_RELAXED);
+    return 1;
+  case M_PERTURB: /* malloc fills with ~byte, free with byte */
+    __atomic_store_n(&lof__perturb, value & 0xff ? 0x100 | (value & 0xff) : 0, __ATOMIC_RELAXED);
+    return 1;
+  case M_MXFAST: /* no fastbins: thread heaps are always on */
+    return value >= 0 && value <= 80 * (int)sizeof(size_t) / 4;
+  case M_ARENA_TEST:
+    return value > 0;
+  case M_TOP_PAD:      /* the heap grows by whole segments anyway */
+  case M_CHECK_ACTION: /* misuse is always reported and aborts */
+    return 1;
+  default:
+    return 0;
+  }
 }
 
 LOF_EXPORT struct mallinfo2 lof_mallinfo2(void);

@@ -101,7 +101,7 @@ LOF_HIDDEN void lof__arena_unlink_locked(lof_arena_t *a, lof_span_t *s) {
   if (s->prev) s->prev->next = s->next; else a->bins[b] = s->next;
   if (s->next) s->next->prev = s->prev;
   if (a->bins[b] == NULL) a->binmask &= ~((uint64_t)1 << b);
-  if (!s->zero) {
+  if (!s->zero && !lof__segment_pinned(lof__segment_of(s))) { /* pinned runs are never dirty */
     if (s->dprev) s->dprev->dnext = s->dnext; else a->dirty = s->dnext;
     if (s->dnext) s->dnext->dprev = s->dprev;
     a->dirty_pages -= s->npages;
@@ -117,7 +117,7 @@ static void arena_link(lof_arena_t *a, lof_span_t *s) {
   a->bins[b] = s;
   a->binmask |= (uint64_t)1 << b;
   s->dprev = s->dnext = NULL;
-  if (!s->zero) {
+  if (!s->zero && !lof__segment_pinned(lof__segment_of(s))) { /* pinned runs are never dirty */
     s->dnext = a->dirty;
     if (s->dnext) s->dnext->dprev = s;
     a->dirty = s;
@@ -333,7 +333,7 @@ LOF_HIDDEN bool lof__arena_resize(lof_span_t *s, size_t npages) {
 }
 
 LOF_HIDDEN void lof__arenas_prefork(void) {
-  for (unsigned i = 0; i < LOF_MAX_ARENAS; i++) pthread_mutex_lock(&lof__arenas[i].lock);
+  for (unsigned i = 0; i < LOF_MAX_ARENAS; i++) lof__fork_lock(&lof__arenas[i].lock);
 }
 
 LOF_HIDDEN void lof__arenas_postfork(bool child) {
@@ -341,6 +341,6 @@ LOF_HIDDEN void lof__arenas_postfork(bool child) {
     if (child)
       pthread_mutex_init(&lof__arenas[i].lock, NULL);
     else
-      pthread_mutex_unlock(&lof__arenas[i].lock);
+      lof__fork_unlock(&lof__arenas[i].lock);
   }
 }

@@ -48,7 +48,8 @@ static int check_segment(lof_arena_t *a, lof_segment_t *seg) {
       for (lof_span_t *f = a->bins[lof__arena_bin(n)]; f && !found; f = f->next) found = f == s;
       bool dirty = false;
       for (lof_span_t *f = a->dirty; f && !dirty; f = f->dnext) dirty = f == s;
-      if (!found || dirty == (bool)s->zero) {
+      bool want_dirty = !s->zero && !lof__segment_pinned(seg);
+      if (!found || dirty != want_dirty) {
         lof__message("check: segment %p page %zu: free run misfiled (bin %d dirty %d zero %d)",
                      (void *)seg, i, found, dirty, s->zero);
         return -1;

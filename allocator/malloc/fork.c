@@ -1,13 +1,20 @@
 /*
- * fork.c -- keeping the heap consistent across fork(2).
+ * fork.c -- keeping the heap consistent across fork(2), including a fork()
+ * called from a signal handler at any moment.
  *
  * pthread_atfork handlers, registered by a constructor once the heap is
  * initialised (registering may itself malloc).  Before fork every frontend
  * lock is taken, always in this order -- the order every other path nests
  * them in:
+ *   0. reserve_lock, pool_lock (reserve.c)
  *   1. segment_lock (segment.c)     2. huge_lock (huge.c)
  *   3. heaps_lock (heap.c)          4. abandoned_lock (heap.c)
  *   5. arena locks, index 0..15     6. the region layer (lof__region_prefork)
+ * Each is taken with lof__fork_lock (region/forklock.h): a mutex the calling
+ * thread already holds -- because this fork() runs in a signal handler that
+ * interrupted another fork()'s handlers, or interrupted malloc or free
+ * holding it -- is not taken again, so the handler does not deadlock on its
+ * own thread; the parent then releases only what this fork took.
  * After fork the region layer goes first (lof__region_postfork_*): in the
  * child it re-locks every committed lock-on-fault range, because memory
  * locks are not inherited (LOFALLOC_FORK_RELOCK=0 skips it).  Then the parent
@@ -23,6 +30,8 @@
 #include "frontend.h"
 
 static void fork_prepare(void) {
+  lof__fork_begin();
+  lof__reserve_prefork();
   lof__segment_prefork();
   lof__huge_prefork();
   lof__heaps_prefork();
@@ -36,14 +45,35 @@ static void fork_parent(void) {
   lof__heaps_postfork(false);
   lof__huge_postfork(false);
   lof__segment_postfork(false);
+  lof__reserve_postfork(false);
+  lof__fork_end(false);
+}
+
+/* In the child, before the mutexes are re-initialised: when the signal that
+ * ran this fork() interrupted this thread inside an arena's critical section,
+ * that arena's lists may be half-updated in the child's copy.  The child's
+ * heap moves to an arena nobody was updating (its old blocks stay where they
+ * are; the spans it owned keep working through their own free lists). */
+static void fork_child_avoid_torn_arenas(void) {
+  lof_heap_t *h = lof__heap_tls;
+  if (h == &lof__heap_empty || !lof__fork_interrupted_holder(&h->arena->lock)) return;
+  for (unsigned i = 0; i < LOF_MAX_ARENAS; i++)
+    if (!lof__fork_interrupted_holder(&lof__arenas[i].lock)) {
+      h->arena = &lof__arenas[i];
+      if (i >= lof__narenas) lof__narenas = i + 1;
+      return;
+    }
 }
 
 static void fork_child(void) {
+  fork_child_avoid_torn_arenas();
   lof__region_postfork_child();
   lof__arenas_postfork(true);
   lof__heaps_postfork(true);
   lof__huge_postfork(true);
   lof__segment_postfork(true);
+  lof__reserve_postfork(true);
+  lof__fork_end(true);
 }
 
 __attribute__((constructor)) static void fork_register(void) {

@@ -11,7 +11,7 @@
  *   pages, described in the segment header) --> blocks (small objects of one
  *   size class carved from a span, or one large block = the whole span).
  *   Huge blocks (>= the huge threshold) have their own lock-on-fault mapping
- *   whose first page is a small header shaped like a segment header.
+ *   and a descriptor out of band (huge.c).
  *
  * Invariants:
  *  - Every small or large block lies in a 4 MiB segment whose base holds a
@@ -51,6 +51,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "forklock.h"
 #include "internal.h"
 #include "lofalloc.h"
 #include "region.h"
@@ -66,7 +67,7 @@
 #define LOF_SMALL_MAX ((size_t)16384)   /* largest small size class */
 #define LOF_NCLASSES 36                 /* small size classes */
 #define LOF_MIN_ALIGN 16                /* every block is 16-aligned */
-#define LOF_MAX_ALIGN ((size_t)2 << 20) /* largest alignment served (2 MiB) */
+#define LOF_MAX_ALIGN ((size_t)2 << 20) /* largest alignment of a segment block (2 MiB); above, huge */
 
 /* ---- blocks and spans --------------------------------------------------- */
 
@@ -125,26 +126,25 @@ typedef struct lof_span {
 
 _Static_assert(sizeof(lof_span_t) <= 64, "span descriptor must stay 64 bytes");
 
-enum lof_segment_kind { LOF_SEG_NORMAL = 1, LOF_SEG_HUGE = 2 };
+enum lof_segment_kind { LOF_SEG_NORMAL = 1 };
 #define LOF_SEG_MAGIC 0x6c6f6673u /* "lofs" */
 
 struct lof_arena;
 
-/* The header at the base of every segment.  A HUGE block's header is the
- * page before the block and holds only the fields up to `prev`. */
+/* The header at the base of every segment (huge blocks have out-of-band
+ * descriptors of their own, huge.c). */
 typedef struct lof_segment {
   uint32_t magic;                  /* LOF_SEG_MAGIC while live */
   uint8_t kind;                    /* enum lof_segment_kind */
-  uint8_t pad_;
+  _Atomic(uint8_t) pinned;         /* NORMAL: part of lof_reserve's pinned memory: its free
+                                    * runs are never dirty-listed, so never purged (reserve.c) */
   _Atomic(uint16_t) committed_pages; /* NORMAL: pages [0, n) committed (and locked); the rest
                                       * reserved.  Grown and trimmed under the arena's lock,
                                       * or by the one thread purging the run at the top */
-  lof_region_t *region;            /* NORMAL: the reservation it was cut from; HUGE: its own */
-  struct lof_arena *arena;         /* NORMAL: the arena owning its page runs */
-  size_t huge_offset;              /* HUGE: block start - header (one page) */
-  size_t huge_size;                /* HUGE: usable bytes of the block */
-  struct lof_segment *next;        /* arena segment list / huge hash chain */
-  struct lof_segment *prev;        /* huge hash chain */
+  lof_region_t *region;            /* the reservation it was cut from */
+  struct lof_arena *arena;         /* the arena owning its page runs (NULL in the reserve pool) */
+  struct lof_segment *next;        /* arena segment list / reserve pool */
+  struct lof_segment *prev;        /* unused */
   uint64_t slot_used[LOF_SEG_PAGES / 64]; /* NORMAL: descriptor slots in use (bit per slot) */
   uint16_t pagemap[LOF_SEG_PAGES]; /* NORMAL: page -> slot of its span's descriptor */
   lof_span_t spans[LOF_SEG_PAGES]; /* NORMAL: the descriptor slots (slot 0: the header) */
@@ -221,6 +221,18 @@ LOF_HIDDEN int lof__segment_commit_to(lof_segment_t *seg, size_t end);
  * back (0 if the kernel refused: the pages stay committed). */
 LOF_HIDDEN size_t lof__segment_trim(lof_segment_t *seg, size_t start);
 LOF_HIDDEN void lof__segment_prefork(void);
+/* reserve.c: a pinned, populated segment of the reserve pool for arena, or
+ * NULL when the pool is empty.  No system call. */
+LOF_HIDDEN lof_segment_t *lof__reserve_take(struct lof_arena *arena);
+/* reserve.c: LOFALLOC_RESERVE at start-up (called once by lof__malloc_init). */
+LOF_HIDDEN void lof__reserve_startup(void);
+LOF_HIDDEN void lof__reserve_prefork(void);
+LOF_HIDDEN void lof__reserve_postfork(bool child);
+/* reserve.c: pinned and populated bytes (stats). */
+LOF_HIDDEN void lof__reserve_stats(uint64_t *pinned, uint64_t *populated);
+static inline bool lof__segment_pinned(const lof_segment_t *seg) {
+  return atomic_load_explicit(&seg->pinned, memory_order_relaxed) != 0;
+}
 LOF_HIDDEN void lof__segment_postfork(bool child);
 
 /* ---- arenas: page runs, decay, purge (arena.c, purge.c) ------------------ */
@@ -239,6 +251,8 @@ typedef struct lof_arena {
 
 #define LOF_MAX_ARENAS 16
 LOF_HIDDEN extern lof_arena_t lof__arenas[LOF_MAX_ARENAS];
+LOF_HIDDEN extern unsigned lof__arenas_max; /* mallopt(M_ARENA_MAX) for new heaps, 0 = none (alloc.c) */
+LOF_HIDDEN extern unsigned lof__perturb;    /* mallopt(M_PERTURB): 0x100 | byte, 0 = off (alloc.c) */
 LOF_HIDDEN extern unsigned lof__narenas;
 
 LOF_HIDDEN void lof__arenas_init(void);
@@ -343,6 +357,9 @@ LOF_HIDDEN int lof__huge_free(void *p);
 LOF_HIDDEN void *lof__huge_realloc(void *p, size_t size, size_t *old_size);
 LOF_HIDDEN size_t lof__huge_usable(const void *p);
 LOF_HIDDEN size_t lof__huge_threshold(void);
+LOF_HIDDEN void lof__huge_set_threshold(size_t t);  /* mallopt(M_MMAP_THRESHOLD); 0 = the option */
+LOF_HIDDEN void lof__huge_set_keep_all(bool on);    /* mallopt(M_MMAP_MAX, 0): never unmap */
+LOF_HIDDEN size_t lof__huge_cache_flush(void);      /* lof_purge: release the unpinned cache */
 LOF_HIDDEN void lof__huge_stats(uint64_t *count, uint64_t *bytes);
 LOF_HIDDEN void lof__huge_prefork(void);
 LOF_HIDDEN void lof__huge_postfork(bool child);

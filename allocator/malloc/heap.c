@@ -79,6 +79,7 @@ LOF_HIDDEN void lof__stat_global(int64_t bytes, int64_t n) {
 
 LOF_HIDDEN void lof__malloc_init(void) {
   if (LOF_LIKELY(atomic_load_explicit(&malloc_ready, memory_order_acquire))) return;
+  bool reserve = false;
   pthread_mutex_lock(&init_lock);
   if (!atomic_load_explicit(&malloc_ready, memory_order_relaxed)) {
     lof__region_init();
@@ -93,8 +94,10 @@ LOF_HIDDEN void lof__malloc_init(void) {
     lof__secret = secret | 1;
     pthread_key_create(&heap_key, heap_thread_exit);
     atomic_store_explicit(&malloc_ready, 1, memory_order_release);
+    reserve = true;
   }
   pthread_mutex_unlock(&init_lock);
+  if (reserve) lof__reserve_startup(); /* LOFALLOC_RESERVE, once the heap works */
 }
 
 /* ---- heap structs ------------------------------------------------------- */
@@ -126,7 +129,8 @@ static lof_heap_t *heap_new(void) {
     for (unsigned c = 0; c < LOF_NCLASSES; c++) h->cur[c] = &lof__span_empty;
     h->id = heaps_next_id++;
     if (heaps_next_id == LOF_HEAP_EMPTY_ID) heaps_next_id = 1;
-    h->arena = &lof__arenas[h->id % lof__narenas];
+    unsigned na = lof__narenas, lim = __atomic_load_n(&lof__arenas_max, __ATOMIC_RELAXED);
+    h->arena = &lof__arenas[h->id % (lim != 0 && lim < na ? lim : na)];
     h->next = heaps_live;
     if (heaps_live) heaps_live->prev = h;
     heaps_live = h;
@@ -538,8 +542,8 @@ LOF_HIDDEN void lof__heaps_stats(int64_t *allocated, int64_t *count) {
 
 /* fork order: heaps_lock, then abandoned_lock (then the arenas). */
 LOF_HIDDEN void lof__heaps_prefork(void) {
-  pthread_mutex_lock(&heaps_lock);
-  pthread_mutex_lock(&abandoned_lock);
+  lof__fork_lock(&heaps_lock);
+  lof__fork_lock(&abandoned_lock);
 }
 
 LOF_HIDDEN void lof__heaps_postfork(bool child) {
@@ -547,8 +551,8 @@ LOF_HIDDEN void lof__heaps_postfork(bool child) {
     pthread_mutex_init(&abandoned_lock, NULL);
     pthread_mutex_init(&heaps_lock, NULL);
   } else {
-    pthread_mutex_unlock(&abandoned_lock);
-    pthread_mutex_unlock(&heaps_lock);
+    lof__fork_unlock(&abandoned_lock);
+    lof__fork_unlock(&heaps_lock);
   }
 }
 

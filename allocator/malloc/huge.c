@@ -2,93 +2,171 @@
  * huge.c -- huge blocks: at or above the huge threshold
  * (LOFALLOC_HUGE_THRESHOLD, 4 MiB by default, and always above what a
  * segment can hold), each block is its own lock-on-fault mapping from
- * lof__region_map.
+ * lof__region_map, and the block is the whole mapping.
  *
- * The mapping's first page holds a small header (a lof_segment_t prefix of
- * kind HUGE); the block starts right after it (or at the requested
- * alignment, up to 2 MiB).  Huge mappings are not in the segment registry:
+ * Metadata is out of band: a block's descriptor (lof_huge_t) lives in a
+ * descriptor pool of its own (a lock-on-fault reservation committed 64 KiB
+ * at a time), never in or next to the block, so the block's pages are only
+ * ever the user's: an underflow cannot reach allocator state, and a program
+ * may remap its own pages.  Huge blocks are not in the segment registry:
  * free() of a pointer whose 4 MiB unit is not a segment looks it up here, in
- * a hash table keyed by the block address whose chains run through the
- * headers (under huge_lock; a huge free costs an munmap anyway).  A pointer
- * found nowhere is reported as invalid.  Because nothing depends on where the
- * mapping sits, realloc grows or shrinks it with mremap (lof__region_remap)
- * and never copies, even when the kernel moves it.
+ * a hash table keyed by the block address (under huge_lock).  A pointer
+ * found nowhere is reported by the caller.  Any power-of-two alignment is
+ * served (the region is mapped at that alignment; nothing is wasted before
+ * the block).
  *
- * Nothing but the header page is written by the allocator: a huge calloc is
- * never memset (fresh mappings read as zero) and a sparse block stays
- * sparse.  free releases the mapping: its pages leave RAM at once.
+ * realloc grows or shrinks the mapping with mremap (lof__region_remap), and
+ * when that fails -- no room to grow, or the growth does not fit the lock
+ * budget -- falls back to a new block, a copy and a free, so a realloc never
+ * fails where malloc of the new size would succeed.
+ *
+ * Freed blocks go to a cache instead of being unmapped at once: a later huge
+ * request of about the same size (no more than a quarter larger) and the
+ * right alignment reuses one without a system call.  Cache entries decay like
+ * free pages (LOFALLOC_DECAY_MS; never with -1/never or mallopt
+ * M_TRIM_THRESHOLD -1), and lof_purge()/malloc_trim() empty the cache.  While
+ * a reserve exists (lof_reserve) freed blocks are kept as pinned entries,
+ * populated and never decayed, up to the reserve's size; after
+ * mallopt(M_MMAP_MAX, 0) every freed block is kept pinned.  A reused block
+ * is not known to read as zero, so calloc clears it.
  */
 #include <errno.h>
 #include <string.h>
 
 #include "frontend.h"
 #include "options.h"
+#include "os.h"
+
+/* A huge block: live (in the hash table), cached, or a free descriptor. */
+typedef struct lof_huge {
+  uintptr_t block;         /* first byte of the block = r->base */
+  size_t size;             /* usable bytes = r->size */
+  lof_region_t *region;    /* its mapping */
+  uint64_t freed_ms;       /* cached: when it was freed (decay clock) */
+  bool pinned;             /* cached: kept for good (reserve, M_MMAP_MAX=0) */
+  struct lof_huge *next;   /* hash chain / cache list / free descriptors */
+  struct lof_huge *prev;   /* hash chain / cache list */
+} lof_huge_t;
 
 #define HUGE_BUCKETS 1024
-static pthread_mutex_t huge_lock = PTHREAD_MUTEX_INITIALIZER;
-static lof_segment_t *huge_buckets[HUGE_BUCKETS]; /* chains through seg->next/prev */
-static uint64_t huge_count, huge_bytes;
+#define HUGE_META_RESERVE ((size_t)16 << 20) /* room for 256 Ki descriptors */
+#define HUGE_META_COMMIT ((size_t)64 << 10)
+#define HUGE_CACHE_MAX_ENTRIES 64            /* unpinned entries */
+#define HUGE_CACHE_MAX_BYTES ((uint64_t)256 << 20)
+
+static pthread_mutex_t huge_lock = PTHREAD_MUTEX_INITIALIZER; /* guards everything below */
+static lof_huge_t *huge_buckets[HUGE_BUCKETS];
+static uint64_t huge_count, huge_bytes;       /* live blocks */
+static lof_huge_t *cache_head;                /* cached blocks, newest first */
+static uint64_t cache_count, cache_bytes;     /* unpinned cached blocks */
+static uint64_t cache_pinned_bytes;           /* pinned cached blocks */
+static lof_huge_t *desc_free;                 /* recycled descriptors */
+static lof_region_t *desc_region;
+static size_t desc_used, desc_committed;
+
+static size_t huge_threshold_set;             /* mallopt(M_MMAP_THRESHOLD), 0 = the option */
+static _Atomic(bool) huge_keep_all;           /* mallopt(M_MMAP_MAX, 0) */
+
+static size_t huge_threshold_cached;          /* 0 = not computed yet */
 
 LOF_HIDDEN size_t lof__huge_threshold(void) {
-  static size_t cached;
-  size_t t = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+  size_t t = __atomic_load_n(&huge_threshold_cached, __ATOMIC_RELAXED);
   if (LOF_UNLIKELY(t == 0)) {
     int64_t v = lof__option(LOF_OPT_HUGE_THRESHOLD);
+    size_t set = __atomic_load_n(&huge_threshold_set, __ATOMIC_RELAXED);
+    if (set != 0) v = (int64_t)set;
     t = v <= 0 ? LOF_LARGE_MAX + 1 : (size_t)v;
     if (t > LOF_LARGE_MAX + 1) t = LOF_LARGE_MAX + 1;
     if (t <= LOF_SMALL_MAX) t = LOF_SMALL_MAX + 1;
-    __atomic_store_n(&cached, t, __ATOMIC_RELAXED);
+    __atomic_store_n(&huge_threshold_cached, t, __ATOMIC_RELAXED);
   }
   return t;
 }
 
-static size_t huge_hash(const void *block) {
-  uintptr_t x = (uintptr_t)block >> LOF_PAGE_SHIFT;
+/* mallopt(M_MMAP_THRESHOLD): a new threshold (0 = back to the option). */
+LOF_HIDDEN void lof__huge_set_threshold(size_t t) {
+  __atomic_store_n(&huge_threshold_set, t, __ATOMIC_RELAXED);
+  __atomic_store_n(&huge_threshold_cached, 0, __ATOMIC_RELAXED);
+}
+
+LOF_HIDDEN void lof__huge_set_keep_all(bool on) {
+  atomic_store_explicit(&huge_keep_all, on, memory_order_relaxed);
+  lof__huge_set_threshold(on ? LOF_LARGE_MAX + 1 : 0); /* everything that fits a segment goes there */
+}
+
+static size_t huge_hash(uintptr_t block) {
+  uintptr_t x = block >> LOF_PAGE_SHIFT;
   return (size_t)((x * 0x9e3779b97f4a7c15ull) >> 54) % HUGE_BUCKETS;
 }
 
-static void *huge_block(const lof_segment_t *seg) { return (char *)seg + seg->huge_offset; }
+/* ---- descriptors ----------------------------------------------------------- */
 
-static void huge_link_locked(lof_segment_t *seg) {
-  lof_segment_t **head = &huge_buckets[huge_hash(huge_block(seg))];
-  seg->prev = NULL;
-  seg->next = *head;
-  if (*head) (*head)->prev = seg;
-  *head = seg;
+static lof_huge_t *desc_alloc_locked(void) {
+  lof_huge_t *d = desc_free;
+  if (d != NULL) {
+    desc_free = d->next;
+    return d;
+  }
+  size_t sz = sizeof(lof_huge_t);
+  if (desc_region == NULL) desc_region = lof__region_reserve(HUGE_META_RESERVE, LOF_PAGE_SIZE);
+  if (desc_region == NULL || desc_used + sz > desc_region->size) return NULL;
+  if (desc_used + sz > desc_committed) {
+    if (lof__region_commit(desc_region, (void *)(desc_region->base + desc_committed),
+                           HUGE_META_COMMIT) != 0)
+      return NULL;
+    desc_committed += HUGE_META_COMMIT;
+  }
+  d = (lof_huge_t *)(desc_region->base + desc_used);
+  desc_used += sz;
+  return d;
+}
+
+static void desc_free_locked(lof_huge_t *d) {
+  memset(d, 0, sizeof *d);
+  d->next = desc_free;
+  desc_free = d;
+}
+
+/* ---- the live table -------------------------------------------------------- */
+
+static void live_link_locked(lof_huge_t *d) {
+  lof_huge_t **head = &huge_buckets[huge_hash(d->block)];
+  d->prev = NULL;
+  d->next = *head;
+  if (*head) (*head)->prev = d;
+  *head = d;
   huge_count++;
-  huge_bytes += seg->huge_size;
+  huge_bytes += d->size;
 }
 
-static void huge_unlink_locked(lof_segment_t *seg) {
-  lof_segment_t **head = &huge_buckets[huge_hash(huge_block(seg))];
-  if (seg->prev) seg->prev->next = seg->next; else *head = seg->next;
-  if (seg->next) seg->next->prev = seg->prev;
+static void live_unlink_locked(lof_huge_t *d) {
+  lof_huge_t **head = &huge_buckets[huge_hash(d->block)];
+  if (d->prev) d->prev->next = d->next; else *head = d->next;
+  if (d->next) d->next->prev = d->prev;
+  d->next = d->prev = NULL;
   huge_count--;
-  huge_bytes -= seg->huge_size;
+  huge_bytes -= d->size;
 }
 
-/* The huge block starting at p, unlinked (the caller owns it now), or NULL. */
-static lof_segment_t *huge_take(const void *p) {
-  lof_segment_t *found = NULL;
+static lof_huge_t *live_find_locked(const void *p) {
+  for (lof_huge_t *d = huge_buckets[huge_hash((uintptr_t)p)]; d != NULL; d = d->next)
+    if (d->block == (uintptr_t)p) return d;
+  return NULL;
+}
+
+/* The live block starting at p, unlinked (the caller owns it now), or NULL. */
+static lof_huge_t *huge_take(const void *p) {
   pthread_mutex_lock(&huge_lock);
-  for (lof_segment_t *s = huge_buckets[huge_hash(p)]; s != NULL; s = s->next)
-    if (huge_block(s) == p) {
-      found = s;
-      huge_unlink_locked(s);
-      break;
-    }
+  lof_huge_t *d = live_find_locked(p);
+  if (d != NULL) live_unlink_locked(d);
   pthread_mutex_unlock(&huge_lock);
-  return found;
+  return d;
 }
 
 LOF_HIDDEN size_t lof__huge_usable(const void *p) {
-  size_t n = 0;
   pthread_mutex_lock(&huge_lock);
-  for (lof_segment_t *s = huge_buckets[huge_hash(p)]; s != NULL; s = s->next)
-    if (huge_block(s) == p) {
-      n = s->huge_size;
-      break;
-    }
+  lof_huge_t *d = live_find_locked(p);
+  size_t n = d != NULL ? d->size : 0;
   pthread_mutex_unlock(&huge_lock);
   return n;
 }
@@ -101,42 +179,165 @@ static void huge_stat(int64_t bytes, int64_t n) {
     lof__stat_global(bytes, n);
 }
 
+/* ---- the cache ------------------------------------------------------------- */
+
+static void cache_unlink_locked(lof_huge_t *d) {
+  if (d->prev) d->prev->next = d->next; else cache_head = d->next;
+  if (d->next) d->next->prev = d->prev;
+  d->next = d->prev = NULL;
+  if (d->pinned) {
+    cache_pinned_bytes -= d->size;
+  } else {
+    cache_count--;
+    cache_bytes -= d->size;
+  }
+}
+
+/* The best cached block for size bytes at align, unlinked, or NULL: the
+ * smallest that holds it; an unpinned one at most a quarter larger. */
+static lof_huge_t *cache_take_locked(size_t size, size_t align) {
+  lof_huge_t *best = NULL;
+  for (lof_huge_t *d = cache_head; d != NULL; d = d->next) {
+    if (d->size < size || (d->block & (align - 1)) != 0) continue;
+    if (!d->pinned && d->size - size > size / 4) continue;
+    if (best == NULL || d->size < best->size) best = d;
+  }
+  if (best != NULL) cache_unlink_locked(best);
+  return best;
+}
+
+/* Unlink the unpinned entries that decayed (all of them when force), and
+ * the oldest beyond the cache's bounds; returns them as a list to release
+ * without the lock. */
+static lof_huge_t *cache_expire_locked(uint64_t now, bool force) {
+  int64_t decay = lof__option(LOF_OPT_DECAY_MS);
+  lof_huge_t *out = NULL;
+  for (lof_huge_t *d = cache_head, *next; d != NULL; d = next) {
+    next = d->next;
+    if (d->pinned) continue;
+    bool expired = force || (decay >= 0 && now - d->freed_ms >= (uint64_t)decay) ||
+                   cache_count > HUGE_CACHE_MAX_ENTRIES || cache_bytes > HUGE_CACHE_MAX_BYTES;
+    if (!expired) continue;
+    cache_unlink_locked(d);
+    d->next = out;
+    out = d;
+  }
+  return out;
+}
+
+static void huge_release_list(lof_huge_t *list) {
+  while (list != NULL) {
+    lof_huge_t *next = list->next;
+    lof__region_release(list->region);
+    pthread_mutex_lock(&huge_lock);
+    desc_free_locked(list);
+    pthread_mutex_unlock(&huge_lock);
+    list = next;
+  }
+}
+
+/* lof_purge / malloc_trim: release every unpinned cached block now. */
+LOF_HIDDEN size_t lof__huge_cache_flush(void) {
+  pthread_mutex_lock(&huge_lock);
+  uint64_t before = cache_bytes;
+  lof_huge_t *out = cache_expire_locked(0, true);
+  pthread_mutex_unlock(&huge_lock);
+  huge_release_list(out);
+  return (size_t)before;
+}
+
+/* ---- allocation ------------------------------------------------------------ */
+
 LOF_HIDDEN void *lof__huge_alloc(size_t size, size_t align, bool *zero) {
   lof__malloc_init();
-  size_t off = align > LOF_PAGE_SIZE ? align : LOF_PAGE_SIZE;
-  if (size > SIZE_MAX - off - LOF_SEG_SIZE) {
+  if (align < LOF_PAGE_SIZE) align = LOF_PAGE_SIZE;
+  if (size > ((size_t)1 << 47) || !LOF_IS_POW2(align) || align > ((size_t)1 << 46)) {
     errno = ENOMEM;
     return NULL;
   }
-  lof_region_t *r = lof__region_map(LOF_ALIGN_UP(off + size, LOF_PAGE_SIZE), off);
+  size_t len = LOF_ALIGN_UP(size == 0 ? 1 : size, LOF_PAGE_SIZE);
+  uint64_t now = lof__now_ms();
+  pthread_mutex_lock(&huge_lock);
+  lof_huge_t *d = cache_take_locked(len, align);
+  lof_huge_t *expired = cache_expire_locked(now, false);
+  if (d != NULL) {
+    d->pinned = false;
+    live_link_locked(d);
+  }
+  pthread_mutex_unlock(&huge_lock);
+  huge_release_list(expired);
+  if (d != NULL) {
+    huge_stat((int64_t)d->size, 1);
+    *zero = false;
+    return (void *)d->block;
+  }
+
+  lof_region_t *r = lof__region_map(len, align);
   if (r == NULL) {
     errno = ENOMEM;
     return NULL;
   }
-  lof_segment_t *seg = (lof_segment_t *)(r->base + off - LOF_PAGE_SIZE);
-  /* the header is the page just before the block; for alignments above a
-   * page the pages before it stay untouched */
-  seg->magic = LOF_SEG_MAGIC;
-  seg->kind = LOF_SEG_HUGE;
-  seg->region = r;
-  seg->huge_offset = LOF_PAGE_SIZE;
-  seg->huge_size = r->size - off;
   pthread_mutex_lock(&huge_lock);
-  huge_link_locked(seg);
+  d = desc_alloc_locked();
+  if (d != NULL) {
+    d->block = r->base;
+    d->size = r->size;
+    d->region = r;
+    live_link_locked(d);
+  }
   pthread_mutex_unlock(&huge_lock);
-  huge_stat((int64_t)seg->huge_size, 1);
+  if (d == NULL) {
+    lof__region_release(r);
+    errno = ENOMEM;
+    return NULL;
+  }
+  huge_stat((int64_t)d->size, 1);
   *zero = true;
-  return huge_block(seg);
+  return (void *)d->block;
 }
 
-/* free: 0 if p is a huge block (now released), -1 if it is not one. */
+/* Keep a freed block: pinned while the reserve (or M_MMAP_MAX=0) wants it. */
+static bool huge_cache_put(lof_huge_t *d, uint64_t now) {
+  uint64_t reserve, populated;
+  lof__reserve_stats(&reserve, &populated);
+  bool keep_all = atomic_load_explicit(&huge_keep_all, memory_order_relaxed);
+  pthread_mutex_lock(&huge_lock);
+  bool pin = keep_all || cache_pinned_bytes + d->size <= reserve;
+  bool keep = pin || lof__option(LOF_OPT_DECAY_MS) != 0;
+  if (keep) {
+    d->pinned = pin;
+    d->freed_ms = now;
+    d->prev = NULL;
+    d->next = cache_head;
+    if (cache_head) cache_head->prev = d;
+    cache_head = d;
+    if (pin) {
+      cache_pinned_bytes += d->size;
+    } else {
+      cache_count++;
+      cache_bytes += d->size;
+    }
+  }
+  lof_huge_t *expired = cache_expire_locked(now, false);
+  pthread_mutex_unlock(&huge_lock);
+  huge_release_list(expired);
+  /* A pinned block is made wholly resident now, so its reuse never faults. */
+  if (keep && pin && reserve != 0) lof__os_populate((void *)d->block, d->size);
+  return keep;
+}
+
+/* free: 0 if p is a huge block (now cached or released), -1 if it is not. */
 LOF_HIDDEN int lof__huge_free(void *p) {
-  lof_segment_t *seg = huge_take(p);
-  if (seg == NULL) return -1;
+  lof_huge_t *d = huge_take(p);
+  if (d == NULL) return -1;
   int saved = errno;
-  huge_stat(-(int64_t)seg->huge_size, -1);
-  seg->magic = 0;
-  lof__region_release(seg->region);
+  huge_stat(-(int64_t)d->size, -1);
+  if (!huge_cache_put(d, lof__now_ms())) {
+    lof__region_release(d->region);
+    pthread_mutex_lock(&huge_lock);
+    desc_free_locked(d);
+    pthread_mutex_unlock(&huge_lock);
+  }
   errno = saved;
   return 0;
 }
@@ -144,25 +345,32 @@ LOF_HIDDEN int lof__huge_free(void *p) {
 /* realloc: the new address (maybe p), NULL + ENOMEM (p unchanged), or
  * (void *)-1 when p is not a huge block. */
 LOF_HIDDEN void *lof__huge_realloc(void *p, size_t size, size_t *old_size) {
-  lof_segment_t *seg = huge_take(p);
-  if (seg == NULL) return (void *)-1;
-  lof_region_t *r = seg->region;
-  size_t lead = (uintptr_t)seg + LOF_PAGE_SIZE - r->base; /* bytes before the block */
-  size_t old = seg->huge_size;
+  lof_huge_t *d = huge_take(p);
+  if (d == NULL) return (void *)-1;
+  size_t old = d->size;
   *old_size = old;
+  lof_region_t *r = d->region;
   void *q = NULL;
-  if (size <= SIZE_MAX - lead - LOF_SEG_SIZE &&
-      lof__region_remap(r, LOF_ALIGN_UP(lead + size, LOF_PAGE_SIZE)) == 0) {
-    seg = (lof_segment_t *)(r->base + lead - LOF_PAGE_SIZE); /* it may have moved */
-    seg->huge_size = r->size - lead;
-    q = huge_block(seg);
-    huge_stat((int64_t)seg->huge_size - (int64_t)old, 0);
-  } else {
-    errno = ENOMEM;
+  if (size <= ((size_t)1 << 47) && lof__region_remap(r, LOF_ALIGN_UP(size, LOF_PAGE_SIZE)) == 0) {
+    d->block = r->base; /* it may have moved */
+    d->size = r->size;
+    q = (void *)d->block;
+    huge_stat((int64_t)d->size - (int64_t)old, 0);
   }
   pthread_mutex_lock(&huge_lock);
-  huge_link_locked(seg);
+  live_link_locked(d);
   pthread_mutex_unlock(&huge_lock);
+  if (q != NULL || size <= old) return q;
+  /* mremap could not grow it (no room, or not within the lock budget): a
+   * new block, as malloc would give it, then copy and free. */
+  bool zero;
+  q = lof__huge_alloc(size, LOF_PAGE_SIZE, &zero);
+  if (q == NULL) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  memcpy(q, p, old);
+  lof__huge_free(p);
   return q;
 }
 
@@ -173,33 +381,45 @@ LOF_HIDDEN void lof__huge_stats(uint64_t *count, uint64_t *bytes) {
   pthread_mutex_unlock(&huge_lock);
 }
 
+static bool huge_desc_ok(const lof_huge_t *d) {
+  return d->region != NULL && d->block == d->region->base && d->size == d->region->size &&
+         d->size > 0 && !lof__registry_test(lof__segment_of((void *)d->block));
+}
+
 LOF_HIDDEN int lof__huge_check(void) {
   int rc = 0;
-  uint64_t n = 0;
+  uint64_t n = 0, cn = 0, cb = 0, pb = 0;
   pthread_mutex_lock(&huge_lock);
   for (size_t b = 0; b < HUGE_BUCKETS && rc == 0; b++)
-    for (lof_segment_t *s = huge_buckets[b]; s != NULL; s = s->next, n++) {
-      if (s->magic != LOF_SEG_MAGIC || s->kind != LOF_SEG_HUGE || huge_hash(huge_block(s)) != b ||
-          (uintptr_t)huge_block(s) + s->huge_size != s->region->base + s->region->size ||
-          lof__registry_test(s)) {
-        lof__message("check: huge block header %p is corrupt", (void *)s);
+    for (lof_huge_t *d = huge_buckets[b]; d != NULL; d = d->next, n++)
+      if (!huge_desc_ok(d) || huge_hash(d->block) != b) {
+        lof__message("check: huge block descriptor %p (block %p) is corrupt", (void *)d,
+                     (void *)d->block);
         rc = -1;
         break;
       }
+  for (lof_huge_t *d = cache_head; d != NULL && rc == 0; d = d->next) {
+    if (!huge_desc_ok(d)) {
+      lof__message("check: cached huge block %p is corrupt", (void *)d->block);
+      rc = -1;
     }
-  if (rc == 0 && n != huge_count) {
-    lof__message("check: %llu huge blocks listed, counter says %llu", (unsigned long long)n,
-                 (unsigned long long)huge_count);
+    if (d->pinned) pb += d->size; else { cn++; cb += d->size; }
+  }
+  if (rc == 0 && (n != huge_count || cn != cache_count || cb != cache_bytes || pb != cache_pinned_bytes)) {
+    lof__message("check: huge blocks: %llu live listed (counter %llu), cache %llu/%llu bytes "
+                 "(counters %llu/%llu)", (unsigned long long)n, (unsigned long long)huge_count,
+                 (unsigned long long)cb, (unsigned long long)pb, (unsigned long long)cache_bytes,
+                 (unsigned long long)cache_pinned_bytes);
     rc = -1;
   }
   pthread_mutex_unlock(&huge_lock);
   return rc;
 }
 
-LOF_HIDDEN void lof__huge_prefork(void) { pthread_mutex_lock(&huge_lock); }
+LOF_HIDDEN void lof__huge_prefork(void) { lof__fork_lock(&huge_lock); }
 LOF_HIDDEN void lof__huge_postfork(bool child) {
   if (child)
     pthread_mutex_init(&huge_lock, NULL);
   else
-    pthread_mutex_unlock(&huge_lock);
+    lof__fork_unlock(&huge_lock);
 }

@@ -100,6 +100,7 @@ LOF_EXPORT size_t lof_purge(void) {
   lof_heap_t *h = lof__heap_tls;
   if (h != &lof__heap_empty) lof__heap_collect(h);
   lof__abandoned_collect();
+  total += lof__huge_cache_flush(); /* freed huge blocks kept for reuse */
   uint64_t now = lof__now_ms();
   for (unsigned i = 0; i < lof__narenas; i++) {
     lof_arena_t *a = &lof__arenas[i];

@@ -60,6 +60,8 @@ LOF_HIDDEN lof_segment_t *lof__segment_new(lof_arena_t *arena) {
   lof_region_t *r;
   uintptr_t base;
 
+  lof_segment_t *pinned = lof__reserve_take(arena); /* lof_reserve's pool first: no syscall */
+  if (pinned != NULL) return pinned;
   pthread_mutex_lock(&segment_lock);
   if (segment_spare != 0) {
     base = segment_spare;
@@ -133,11 +135,11 @@ LOF_HIDDEN size_t lof__segment_trim(lof_segment_t *seg, size_t start) {
   return len;
 }
 
-LOF_HIDDEN void lof__segment_prefork(void) { pthread_mutex_lock(&segment_lock); }
+LOF_HIDDEN void lof__segment_prefork(void) { lof__fork_lock(&segment_lock); }
 
 LOF_HIDDEN void lof__segment_postfork(bool child) {
   if (child)
     pthread_mutex_init(&segment_lock, NULL);
   else
-    pthread_mutex_unlock(&segment_lock);
+    lof__fork_unlock(&segment_lock);
 }

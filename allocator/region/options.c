@@ -46,6 +46,7 @@ static const option_def_t option_table[LOF_OPT_COUNT] = {
   [LOF_OPT_DECAY_MS] = {"LOFALLOC_DECAY_MS", OPT_MS, 1000, NULL},
   [LOF_OPT_HUGE_THRESHOLD] = {"LOFALLOC_HUGE_THRESHOLD", OPT_SIZE, 4 << 20, NULL},
   [LOF_OPT_JE_COMMIT] = {"LOFALLOC_JE_COMMIT", OPT_ENUM, LOF_JE_COMMIT_AUTO, je_commit_names},
+  [LOF_OPT_RESERVE] = {"LOFALLOC_RESERVE", OPT_SIZE, 0, NULL},
 };
 
 static int64_t option_values[LOF_OPT_COUNT];
@@ -91,8 +92,8 @@ static int option_parse(const option_def_t *def, const char *s, int64_t *out) {
     case OPT_BOOL: return lof__parse_bool(s, out);
     case OPT_SIZE: return lof__parse_size(s, out);
     case OPT_MS: {
-      /* plain milliseconds; "-1" means never */
-      if (strcmp(s, "-1") == 0) { *out = -1; return 0; }
+      /* plain milliseconds; "never" or "-1" means never */
+      if (strcmp(s, "-1") == 0 || strcasecmp(s, "never") == 0) { *out = -1; return 0; }
       return lof__parse_size(s, out) == 0 && strpbrk(s, "kKmMgGtT") == NULL ? 0 : -1;
     }
     case OPT_ENUM:

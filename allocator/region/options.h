@@ -20,9 +20,10 @@ typedef enum lof_option {
   LOF_OPT_STATS,          /* LOFALLOC_STATS: bool, print stats on stderr at exit */
   LOF_OPT_THP,            /* LOFALLOC_THP: auto|never|default: MADV_NOHUGEPAGE on the heap (auto = when THP is "always") */
   LOF_OPT_FORK_RELOCK,    /* LOFALLOC_FORK_RELOCK: bool, child re-locks its heap (true) */
-  LOF_OPT_DECAY_MS,       /* LOFALLOC_DECAY_MS: free pages are purged after this long (1000) */
+  LOF_OPT_DECAY_MS,       /* LOFALLOC_DECAY_MS: free pages are purged after this long (1000; -1 = never) */
   LOF_OPT_HUGE_THRESHOLD, /* LOFALLOC_HUGE_THRESHOLD: size at which a block gets its own mapping (4M) */
   LOF_OPT_JE_COMMIT,      /* LOFALLOC_JE_COMMIT: auto|eager|lazy, jemalloc hooks' commit mode (auto) */
+  LOF_OPT_RESERVE,        /* LOFALLOC_RESERVE: size locked and populated at start-up, never given back (0) */
   LOF_OPT_COUNT
 } lof_option_t;
 

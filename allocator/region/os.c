@@ -560,3 +560,13 @@ void *lof__os_map_whole_locked(size_t len) {
   if (p == MAP_FAILED) return NULL;
   return p;
 }
+
+/* Fault in every page of [addr, addr+len) for writing without changing its
+ * contents (MADV_POPULATE_WRITE, Linux 5.14): pages of a lock-on-fault range
+ * become resident and locked now.  Used by lof_reserve. */
+int lof__os_populate(void *addr, size_t len) {
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+  return os_madvise(addr, len, MADV_POPULATE_WRITE);
+}

@@ -144,4 +144,8 @@ LOF_HIDDEN void *lof__os_map_sparse(size_t len);
  * with MAP_LOCKONFAULT (only for the MAP_LOCKONFAULT backend), accounted as
  * glibc's mmap is. */
 LOF_HIDDEN void *lof__os_map_whole_locked(size_t len);
+
+/* Populate [addr, addr+len) for writing, contents unchanged (a locked range's
+ * pages become resident and locked now).  -1 + EINVAL before Linux 5.14. */
+LOF_HIDDEN int lof__os_populate(void *addr, size_t len);
 #endif /* LOF_OS_H */

@@ -19,6 +19,7 @@
 #include "lofalloc-mman.h"
 #include "options.h"
 #include "os.h"
+#include "forklock.h"
 #include "region.h"
 
 enum { LOF_REGION_RESERVED = 1, LOF_REGION_WHOLE = 2 };
@@ -685,15 +686,16 @@ void lof__region_stats(lof_stats_t *st) {
 /* ---- fork -------------------------------------------------------------------- */
 
 /* Order: region_lock, then the metadata table's lock (metadata is mapped
- * and locked under region_lock, never the other way round). */
+ * and locked under region_lock, never the other way round).  forklock.h:
+ * safe when fork() is called from a signal handler. */
 void lof__region_prefork(void) {
-  pthread_mutex_lock(&region_lock);
-  pthread_mutex_lock(&region_meta_lock_);
+  lof__fork_lock(&region_lock);
+  lof__fork_lock(&region_meta_lock_);
 }
 
 void lof__region_postfork_parent(void) {
-  pthread_mutex_unlock(&region_meta_lock_);
-  pthread_mutex_unlock(&region_lock);
+  lof__fork_unlock(&region_meta_lock_);
+  lof__fork_unlock(&region_lock);
 }
 
 /* The child's copy of [addr, addr+len) of r (a locked range) is not locked:

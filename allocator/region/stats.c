@@ -48,6 +48,8 @@ void lof__stats_print(int fd, const lof_stats_t *st) {
   stats_line(fd, "heap_vmas", STATS_COUNT, st->heap_vmas, NULL);
   stats_line(fd, "meta_locked", STATS_BYTES, st->meta_locked, NULL);
   if (st->meta_unlocked) stats_line(fd, "meta_unlocked", STATS_BYTES, st->meta_unlocked, NULL);
+  if (st->pinned) stats_line(fd, "pinned", STATS_BYTES, st->pinned, NULL);
+  if (st->pinned) stats_line(fd, "pinned_populated", STATS_BYTES, st->pinned_populated, NULL);
   if (st->max_locked) stats_line(fd, "max_locked", STATS_BYTES, st->max_locked, NULL);
   if (st->memlock_limit == 0) stats_line(fd, "memlock_limit", NULL, 0, "none (CAP_IPC_LOCK)");
   else if (st->memlock_limit == UINT64_MAX) stats_line(fd, "memlock_limit", NULL, 0, "unlimited");

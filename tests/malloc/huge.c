@@ -1,0 +1,225 @@
+/*
+ * huge.c -- huge blocks: every power-of-two alignment up to 1 GiB and more;
+ * the block is the whole mapping (metadata out of band); realloc past the
+ * lock budget falls back to allocate-copy-free and keeps the data; freed
+ * blocks are cached (reuse without a system call), decay, and are given back
+ * by lof_purge; with a reserve they are pinned and reused without a fault.
+ */
+#include <errno.h>
+#include <malloc.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "lofalloc.h"
+#include "nosyscall.h"
+#include "proc.h"
+#include "smaps.h"
+
+#define MiB ((size_t)1 << 20)
+
+static char *self;
+
+/* stdout without stdio's buffer (whose malloc may be glibc's, a syscall) */
+static void say(const char *msg) {
+  ssize_t w = write(1, msg, strlen(msg));
+  (void)w;
+}
+
+static void test_alignments_up_to_1g(void **state) {
+  (void)state;
+  for (size_t a = sizeof(void *); a <= ((size_t)4 << 30); a <<= 1) {
+    void *p = NULL;
+    assert_int_equal(lof_posix_memalign(&p, a, 100), 0);
+    assert_non_null(p);
+    assert_true(((uintptr_t)p & (a - 1)) == 0);
+    memset(p, 1, 100);
+    lof_free(p);
+    char *q = lof_aligned_alloc(a, a < MiB ? a : MiB);
+    assert_non_null(q);
+    assert_true(((uintptr_t)q & (a - 1)) == 0);
+    q[0] = 2;
+    lof_free(q);
+    q = lof_memalign(a, 3 * MiB);
+    assert_non_null(q);
+    assert_true(((uintptr_t)q & (a - 1)) == 0);
+    q[3 * MiB - 1] = 3;
+    assert_true(lof_malloc_usable_size(q) >= 3 * MiB);
+    lof_free(q);
+  }
+  void *p = NULL;
+  assert_int_equal(lof_posix_memalign(&p, 24, 100), EINVAL);
+  assert_int_equal(lof_check(), 0);
+}
+
+/* The block is its whole mapping: no allocator page in front of it, and the
+ * program may replace its own pages and still free the block. */
+static void test_metadata_out_of_band(void **state) {
+  (void)state;
+  size_t sz = 8 * MiB;
+  char *p = lof_malloc(sz);
+  assert_non_null(p);
+  smaps_vma_t v;
+  assert_int_equal(smaps_vma_at(p, &v), 0);
+  assert_true(v.start == (uintptr_t)p);
+  memset(p, 0xab, sz);
+  void *r = mmap(p, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+  assert_true(r == p);
+  assert_int_equal(lof_check(), 0);
+  assert_true(lof_malloc_usable_size(p) >= sz);
+  lof_free(p);
+  assert_int_equal(lof_check(), 0);
+}
+
+/* LOFALLOC_MAX_LOCKED=16M (in a re-executed child): a 6 MiB block grown to
+ * 30 MiB cannot be grown in place within the budget; the realloc still
+ * succeeds and keeps the data.  Under strict it fails and keeps the block. */
+static int child_realloc(bool strict) {
+  size_t a = 6 * MiB, b = 30 * MiB;
+  unsigned char *p = lof_malloc(a);
+  if (p == NULL) return 1;
+  for (size_t i = 0; i < a; i++) p[i] = (unsigned char)(i * 7);
+  errno = 0;
+  unsigned char *q = lof_realloc(p, b);
+  if (strict) {
+    if (q != NULL || errno != ENOMEM) return 2;
+    q = p;
+  } else if (q == NULL) {
+    return 3;
+  }
+  for (size_t i = 0; i < a; i++)
+    if (q[i] != (unsigned char)(i * 7)) return 4;
+  if (!strict) memset(q + a, 5, b - a);
+  printf("# realloc 6 -> 30 MiB under LOFALLOC_MAX_LOCKED=16M (%s): %s\n",
+         strict ? "strict" : "fallback", strict ? "NULL, block kept" : "grown, data kept");
+  lof_free(q);
+  return lof_check() == 0 ? 0 : 5;
+}
+
+static void run_child(char *mode, char *const extra[]) {
+  char *argv[] = {self, NULL};
+  char *env[8];
+  size_t n = 0;
+  char modevar[64];
+  snprintf(modevar, sizeof modevar, "LOFTEST_HUGE_CHILD=%s", mode);
+  env[n++] = modevar;
+  for (size_t i = 0; extra[i] && n < 7; i++) env[n++] = extra[i];
+  env[n] = NULL;
+  char err[4096];
+  int st = run_with_env(argv, env, err, sizeof err);
+  if (WIFEXITED(st) && WEXITSTATUS(st) == NOSYSCALL_EXIT) fail_msg("%s: SIGSYS: %s", mode, err);
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) fail_msg("%s: child status %#x: %s", mode, st, err);
+}
+
+static void test_realloc_past_budget(void **state) {
+  (void)state;
+  run_child("realloc", (char *[]){"LOFALLOC_MAX_LOCKED=16M", NULL});
+  run_child("realloc-strict", (char *[]){"LOFALLOC_MAX_LOCKED=16M", "LOFALLOC_POLICY=strict", NULL});
+}
+
+/* A freed block is reused by the next request of its size without a system
+ * call; lof_purge gives it back. */
+static int child_cache(void) {
+  size_t sz = 8 * MiB;
+  char *p = lof_malloc(sz);
+  if (p == NULL) return 1;
+  memset(p, 1, sz);
+  lof_free(p);
+  smaps_vma_t v;
+  if (smaps_vma_at(p, &v) != 0) return 2; /* kept, not unmapped */
+  char *q = lof_malloc(sz - 100 * 1024);
+  if (q != p) return 3;
+  lof_free(q);
+  size_t purged = lof_purge();
+  if (purged < sz) return 4;
+  if (smaps_vma_at(p, &v) == 0 && v.start <= (uintptr_t)p && (uintptr_t)p < v.end &&
+      v.rss != 0)
+    return 5;
+  /* and reuse is syscall-free */
+  p = lof_malloc(sz);
+  if (p == NULL) return 6;
+  lof_free(p);
+  if (nosyscall_install() != 0) return 7;
+  q = lof_malloc(sz);
+  if (q != p) return 8;
+  q[0] = 1;
+  say("# 8 MiB freed and reused at the same address, no system call\n");
+  _exit(0); /* exit at once: the filter stays */
+}
+
+/* LOFALLOC_DECAY_MS=50: a cached block older than that is unmapped at the
+ * next huge operation. */
+static int child_decay(void) {
+  char *p = lof_malloc(8 * MiB);
+  if (p == NULL) return 1;
+  lof_free(p);
+  smaps_vma_t v;
+  if (smaps_vma_at(p, &v) != 0) return 2;
+  usleep(150 * 1000);
+  char *q = lof_malloc(32 * MiB); /* too big to reuse it; runs the expiry */
+  if (q == NULL || q == p) return 3;
+  bool gone = smaps_vma_at(p, &v) != 0 || (uintptr_t)p < v.start || (uintptr_t)p >= v.end;
+  lof_free(q);
+  return gone ? 0 : 4;
+}
+
+/* With a reserve, a freed huge block is pinned and populated: its reuse
+ * makes no system call and takes no page fault. */
+static int child_reserve(void) {
+  size_t sz = 4 * MiB;
+  if (lof_reserve(4 * MiB) != 0) return 1;
+  char *p = lof_malloc(sz);
+  if (p == NULL) return 2;
+  lof_free(p);
+  struct rusage r0, r1;
+  if (nosyscall_install() != 0) return 3;
+  getrusage(RUSAGE_SELF, &r0);
+  char *q = lof_malloc(sz);
+  for (size_t off = 0; q != NULL && off < sz; off += 4096) q[off] = 1;
+  getrusage(RUSAGE_SELF, &r1);
+  if (q != p) return 4;
+  long flt = (r1.ru_minflt - r0.ru_minflt) + (r1.ru_majflt - r0.ru_majflt);
+  char msg[96];
+  snprintf(msg, sizeof msg, "# reserve: a freed 4 MiB block reused: %ld faults, no system call\n", flt);
+  say(msg);
+  _exit(flt == 0 ? 0 : 5);
+}
+
+static void test_cache(void **state) {
+  (void)state;
+  run_child("cache", (char *[]){NULL});
+  run_child("decay", (char *[]){"LOFALLOC_DECAY_MS=50", NULL});
+  run_child("reserve", (char *[]){NULL});
+}
+
+int main(int argc, char **argv) {
+  (void)argc;
+  self = argv[0];
+  if (access("/proc/self/exe", X_OK) == 0) self = "/proc/self/exe";
+  const char *mode = getenv("LOFTEST_HUGE_CHILD");
+  if (mode) {
+    if (strcmp(mode, "realloc") == 0) return child_realloc(false);
+    if (strcmp(mode, "realloc-strict") == 0) return child_realloc(true);
+    if (strcmp(mode, "cache") == 0) return child_cache();
+    if (strcmp(mode, "decay") == 0) return child_decay();
+    if (strcmp(mode, "reserve") == 0) return child_reserve();
+    return 99;
+  }
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_alignments_up_to_1g),
+    cmocka_unit_test(test_metadata_out_of_band),
+    cmocka_unit_test(test_realloc_past_budget),
+    cmocka_unit_test(test_cache),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
