@@ -90,8 +90,8 @@ typedef struct lof_stats {
   uint64_t locked_resident;  /* resident locked heap bytes: smaps Locked:, read on demand */
   uint64_t resident;         /* resident heap bytes: smaps Rss:, read on demand */
   uint64_t fallback;         /* committed but unlocked (policy=fallback after a lock failure) */
-  uint64_t purged;           /* cumulative bytes purged (pages given back) */
-  uint64_t purge_calls;      /* cumulative purge operations */
+  uint64_t purged;           /* cumulative bytes purged or decommitted (pages given back) */
+  uint64_t purge_calls;      /* cumulative purge and decommit operations */
   uint64_t commit_calls;     /* cumulative commit operations */
   uint64_t lock_failures;    /* commits whose locking failed */
   uint64_t heap_vmas;        /* kernel VMAs inside the heap's reservations (read on demand) */

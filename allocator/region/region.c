@@ -564,6 +564,9 @@ int lof__region_decommit(lof_region_t *r, void *addr, size_t len) {
   bits_clear(r->committed_bits, first, n);
   bits_clear(r->unlocked_bits, first, n);
   atomic_fetch_sub(&region_count.committed, committed * LOF_PAGE_SIZE);
+  /* the pages went back, as with a purge */
+  atomic_fetch_add(&region_count.purged, committed * LOF_PAGE_SIZE);
+  atomic_fetch_add(&region_count.purge_calls, 1);
   if (locked) lof__budget_refund(locked * LOF_PAGE_SIZE);
   if (committed > locked) lof__budget_fallback(-(int64_t)((committed - locked) * LOF_PAGE_SIZE));
   return 0;
