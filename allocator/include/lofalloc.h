@@ -89,6 +89,10 @@ typedef struct lof_stats {
   /* filled by the malloc frontend */
   uint64_t allocated;        /* bytes handed out by malloc and not yet freed (usable size) */
   uint64_t allocations;      /* live allocations */
+  /* shared memory locked on fault (LOFALLOC_LOCK_SHARED=1; liblofalloc) */
+  uint64_t shared_locked_range; /* shared mappings locked on fault (also in locked_range) */
+  uint64_t shared_fallback;  /* shared mappings left unlocked after a lock failure */
+  uint64_t shared_mappings;  /* live shared mappings lofalloc tracks */
 } lof_stats_t;
 
 /* Fill *out (out_size = sizeof(*out)).  Reading locked_resident, resident and

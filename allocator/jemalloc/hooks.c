@@ -90,7 +90,12 @@ static bool hooks_lock_charge_free(void) {
   return (data[CAP_TO_INDEX(CAP_IPC_LOCK)].effective & CAP_TO_MASK(CAP_IPC_LOCK)) != 0;
 }
 
-static void hooks_print_stats_at_exit(void) { lof_je_stats_print(2); }
+static void hooks_print_stats_at_exit(void) {
+  int fd = lof__stats_output_open();
+  if (fd < 0) return;
+  lof_je_stats_print(fd);
+  lof__stats_output_close(fd);
+}
 
 static void hooks_init_once(void) {
   bool retain = true;

@@ -35,6 +35,9 @@ typedef struct region_counters {
   _Atomic uint64_t commit_calls;
   _Atomic uint64_t lock_failures;
   _Atomic uint64_t regions;
+  _Atomic uint64_t shared_locked;   /* lof__region_lock_external, locked */
+  _Atomic uint64_t shared_fallback; /* ... left unlocked */
+  _Atomic uint64_t shared_maps;     /* ... live ranges, either way */
 } region_counters_t;
 
 static region_counters_t region_count;
@@ -569,6 +572,9 @@ void lof__region_stats_basic(lof_stats_t *st) {
   st->lock_failures = atomic_load(&region_count.lock_failures);
   st->regions = atomic_load(&region_count.regions);
   st->max_locked = region_max_locked;
+  st->shared_locked_range = atomic_load(&region_count.shared_locked);
+  st->shared_fallback = atomic_load(&region_count.shared_fallback);
+  st->shared_mappings = atomic_load(&region_count.shared_maps);
 }
 
 typedef struct region_span { uintptr_t start, end; } region_span_t;
@@ -641,4 +647,39 @@ void lof__region_postfork_child(void) {
       run = 0;
     }
   }
+}
+
+/* ---- external ranges: a frontend's shared mappings ------------------------ */
+
+int lof__region_lock_external(void *addr, size_t len) {
+  lof__region_init();
+  len = LOF_ALIGN_UP(len, LOF_PAGE_SIZE);
+  if (region_backend == LOF_BACKEND_UNLOCKED) return 1;
+  int err = 0;
+  if (budget_charge(len)) {
+    if (lof__os_lock_onfault(addr, len) == 0) {
+      atomic_fetch_add(&region_count.shared_locked, len);
+      atomic_fetch_add(&region_count.shared_maps, 1);
+      return 0;
+    }
+    err = errno;
+    budget_refund(len);
+  }
+  if (!policy_on_lock_failure(len, err)) { errno = ENOMEM; return -1; }
+  atomic_fetch_add(&region_count.shared_fallback, len);
+  atomic_fetch_add(&region_count.shared_maps, 1);
+  return 1;
+}
+
+void lof__region_unlock_external(void *addr, size_t len, bool was_locked) {
+  (void)addr;
+  len = LOF_ALIGN_UP(len, LOF_PAGE_SIZE);
+  if (region_backend == LOF_BACKEND_UNLOCKED) return;
+  if (was_locked) {
+    budget_refund(len);
+    atomic_fetch_sub(&region_count.shared_locked, len);
+  } else {
+    atomic_fetch_sub(&region_count.shared_fallback, len);
+  }
+  atomic_fetch_sub(&region_count.shared_maps, 1);
 }
