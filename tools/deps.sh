@@ -9,7 +9,7 @@ PKGS="build-essential g++ autoconf automake libtool pkg-config clang
       stress-ng strace time libcap2-bin util-linux procps python3 sqlite3
       linux-source-6.12 qemu-system-x86 busybox-static cpio flex bison bc
       libelf-dev libssl-dev xz-utils kmod
-      rsync redis-server memcached"
+      rsync redis-server memcached libmemcached-tools postgresql"
 if [ "${1:-}" = "--bench" ]; then
   PKGS="$PKGS libmimalloc-dev libgoogle-perftools-dev rt-tests gnuplot"
 fi
