@@ -20,7 +20,7 @@ out=$(LD_PRELOAD=/lib/x86_64-linux-gnu/libc.so.6 $LOFRUN_CMD -- sh -c 'echo "$LD
 
 # bad input: status 2, one line naming the problem, the program not run
 for args in "--policy=lenient" "--max-locked=12Q" "--reserve=x" "--lib=/nonexistent.so" \
-            "--lib=/etc/hostname" "--stats=" "--bogus"; do
+            "--lib=/etc/hostname" "--stats=" "--bogus" "--jemalloc --lock-shared"; do
   err=$("$LOFRUN" $args -- touch "$WORK/ran" 2>&1 >/dev/null); rc=$?
   if [ $rc -eq 2 ] && [ ! -e "$WORK/ran" ] && [ -n "$err" ]; then
     pass "lofrun $args: refused ($(echo "$err" | tail -1))"

@@ -82,7 +82,7 @@ static int run_heap(long mib, long block_kib, const char *dir) {
   snprintf(path, sizeof path, "%s/go", dir);
   struct stat sb;
   for (int i = 0; stat(path, &sb) != 0; i++) {
-    if (i > 1200) { fprintf(stderr, "victim: no go after 120 s\n"); return 1; }
+    if (i > 6000) { fprintf(stderr, "victim: no go after 600 s\n"); return 1; }
     usleep(100 * 1000);
   }
   pagemap_fd = open("/proc/self/pagemap", O_RDONLY);
