@@ -1,6 +1,6 @@
 /*
  * api.c -- liblofalloc's exported statistics entry points (lof_stats_get,
- * lof_stats_print) and the LOFALLOC_STATS=1 report at exit.  The region
+ * lof_stats_print) and the LOFALLOC_STATS report at exit (stderr or a file).  The region
  * layer fills the memory counters; the malloc frontend, when linked in,
  * adds its own through lof__malloc_stats().
  */
@@ -40,5 +40,8 @@ LOF_EXPORT void lof_stats_print(int fd) {
 }
 
 __attribute__((destructor)) static void api_stats_at_exit(void) {
-  if (lof__option(LOF_OPT_STATS)) lof_stats_print(STDERR_FILENO);
+  int fd = lof__stats_output_open();
+  if (fd < 0) return;
+  lof_stats_print(fd);
+  lof__stats_output_close(fd);
 }

@@ -112,6 +112,10 @@ typedef struct lof_stats {
   uint64_t leaked;           /* bytes still mapped after such refusals (still counted above) */
   uint64_t pinned;           /* lof_reserve: bytes pinned (never purged or unmapped) */
   uint64_t pinned_populated; /* lof_reserve: bytes of them populated (resident and locked) */
+  /* shared memory locked on fault (LOFALLOC_LOCK_SHARED=1; liblofalloc) */
+  uint64_t shared_locked_range; /* shared mappings locked on fault (also in locked_range) */
+  uint64_t shared_fallback;  /* shared mappings left unlocked after a lock failure */
+  uint64_t shared_mappings;  /* live shared mappings lofalloc tracks */
 } lof_stats_t;
 
 /* Fill *out (out_size = sizeof(*out)).  Reading locked_resident, resident and

@@ -76,7 +76,12 @@ void lof__je_hooks_init(void) {
 
 #define HOOKS_COUNT(field) atomic_fetch_add_explicit(&lof__je_counters.field, 1, memory_order_relaxed)
 
-static void hooks_print_stats_at_exit(void) { lof_je_stats_print(2); }
+static void hooks_print_stats_at_exit(void) {
+  int fd = lof__stats_output_open();
+  if (fd < 0) return;
+  lof_je_stats_print(fd);
+  lof__stats_output_close(fd);
+}
 
 static void hooks_init_once(void) {
   bool retain = true;

@@ -16,7 +16,7 @@
 #include "options.h"
 #include "os.h"
 
-typedef enum { OPT_BOOL, OPT_SIZE, OPT_ENUM, OPT_MS } option_kind_t;
+typedef enum { OPT_BOOL, OPT_SIZE, OPT_ENUM, OPT_MS, OPT_BOOL_OR_PATH } option_kind_t;
 
 typedef struct option_def {
   const char *name;          /* environment variable */
@@ -40,16 +40,20 @@ static const option_def_t option_table[LOF_OPT_COUNT] = {
   [LOF_OPT_BACKEND] = {"LOFALLOC_BACKEND", OPT_ENUM, LOF_BACKEND_CHOICE_AUTO, backend_names},
   [LOF_OPT_MAX_LOCKED] = {"LOFALLOC_MAX_LOCKED", OPT_SIZE, 0, NULL},
   [LOF_OPT_VERBOSE] = {"LOFALLOC_VERBOSE", OPT_BOOL, 0, NULL},
-  [LOF_OPT_STATS] = {"LOFALLOC_STATS", OPT_BOOL, 0, NULL},
+  [LOF_OPT_STATS] = {"LOFALLOC_STATS", OPT_BOOL_OR_PATH, 0, NULL},
   [LOF_OPT_THP] = {"LOFALLOC_THP", OPT_ENUM, LOF_THP_AUTO, thp_names},
   [LOF_OPT_FORK_RELOCK] = {"LOFALLOC_FORK_RELOCK", OPT_BOOL, 1, NULL},
   [LOF_OPT_DECAY_MS] = {"LOFALLOC_DECAY_MS", OPT_MS, 1000, NULL},
   [LOF_OPT_HUGE_THRESHOLD] = {"LOFALLOC_HUGE_THRESHOLD", OPT_SIZE, 4 << 20, NULL},
   [LOF_OPT_JE_COMMIT] = {"LOFALLOC_JE_COMMIT", OPT_ENUM, LOF_JE_COMMIT_AUTO, je_commit_names},
   [LOF_OPT_RESERVE] = {"LOFALLOC_RESERVE", OPT_SIZE, 0, NULL},
+  [LOF_OPT_LOCK_SHARED] = {"LOFALLOC_LOCK_SHARED", OPT_BOOL, 0, NULL},
 };
 
 static int64_t option_values[LOF_OPT_COUNT];
+/* OPT_BOOL_OR_PATH given a path: the value is LOF_OPTION_PATH and the path
+ * is kept here (one such option today: LOFALLOC_STATS=FILE). */
+static char option_path[256];
 static _Atomic int options_state; /* 0 unread, 1 reading, 2 ready */
 
 int lof__parse_size(const char *s, int64_t *out) {
@@ -95,6 +99,15 @@ static int option_parse(const option_def_t *def, const char *s, int64_t *out) {
       /* plain milliseconds; "never" or "-1" means never */
       if (strcmp(s, "-1") == 0 || strcasecmp(s, "never") == 0) { *out = -1; return 0; }
       return lof__parse_size(s, out) == 0 && strpbrk(s, "kKmMgGtT") == NULL ? 0 : -1;
+    }
+    case OPT_BOOL_OR_PATH: {
+      /* a boolean, or a file name (kept, too long is malformed) */
+      if (lof__parse_bool(s, out) == 0) return 0;
+      size_t n = strlen(s);
+      if (n == 0 || n >= sizeof option_path) return -1;
+      memcpy(option_path, s, n + 1);
+      *out = LOF_OPTION_PATH;
+      return 0;
     }
     case OPT_ENUM:
       for (int i = 0; def->enums[i]; i++)
@@ -174,6 +187,11 @@ const char *lof__option_enum_name(lof_option_t opt) {
   const option_def_t *def = &option_table[opt];
   if (def->kind != OPT_ENUM) return "";
   return def->enums[option_values[opt]];
+}
+
+const char *lof__option_path(lof_option_t opt) {
+  options_ensure();
+  return option_values[opt] == LOF_OPTION_PATH ? option_path : NULL;
 }
 
 void lof__options_reload(void) {

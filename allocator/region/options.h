@@ -17,13 +17,14 @@ typedef enum lof_option {
   LOF_OPT_BACKEND,        /* LOFALLOC_BACKEND: auto|map_lockonfault|mlock2|unlocked (auto) */
   LOF_OPT_MAX_LOCKED,     /* LOFALLOC_MAX_LOCKED: size budget of locked bytes, 0 = none */
   LOF_OPT_VERBOSE,        /* LOFALLOC_VERBOSE: bool, report backend and decisions on stderr */
-  LOF_OPT_STATS,          /* LOFALLOC_STATS: bool, print stats on stderr at exit */
+  LOF_OPT_STATS,          /* LOFALLOC_STATS: bool or FILE (%p = pid): print stats at exit on stderr or to FILE */
   LOF_OPT_THP,            /* LOFALLOC_THP: auto|never|default: MADV_NOHUGEPAGE on the heap (auto = when THP is "always") */
   LOF_OPT_FORK_RELOCK,    /* LOFALLOC_FORK_RELOCK: bool, child re-locks its heap (true) */
   LOF_OPT_DECAY_MS,       /* LOFALLOC_DECAY_MS: free pages are purged after this long (1000; -1 = never) */
   LOF_OPT_HUGE_THRESHOLD, /* LOFALLOC_HUGE_THRESHOLD: size at which a block gets its own mapping (4M) */
   LOF_OPT_JE_COMMIT,      /* LOFALLOC_JE_COMMIT: auto|eager|lazy, jemalloc hooks' commit mode (auto) */
   LOF_OPT_RESERVE,        /* LOFALLOC_RESERVE: size locked and populated at start-up, never given back (0) */
+  LOF_OPT_LOCK_SHARED,    /* LOFALLOC_LOCK_SHARED: bool, lock shared mappings the program creates (malloc/shared.c) */
   LOF_OPT_COUNT
 } lof_option_t;
 
@@ -55,6 +56,12 @@ typedef enum lof_thp_choice {
 /* The option's value (enum index, size in bytes, bool as 0/1, or number).
  * Reads the environment on first use. */
 LOF_HIDDEN int64_t lof__option(lof_option_t opt);
+
+/* The value of an option given a file name instead of a boolean. */
+#define LOF_OPTION_PATH 2
+
+/* That file name (LOFALLOC_STATS=FILE), or NULL when the option holds no path. */
+LOF_HIDDEN const char *lof__option_path(lof_option_t opt);
 
 /* The name of an enum option's current value ("strict", ...). */
 LOF_HIDDEN const char *lof__option_enum_name(lof_option_t opt);

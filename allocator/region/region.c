@@ -35,6 +35,9 @@ typedef struct region_counters {
   _Atomic uint64_t regions;
   _Atomic uint64_t release_failures; /* munmaps the kernel refused */
   _Atomic uint64_t leaked;           /* bytes still mapped after such a refusal */
+  _Atomic uint64_t shared_locked;   /* lof__region_lock_external, locked */
+  _Atomic uint64_t shared_fallback; /* ... left unlocked */
+  _Atomic uint64_t shared_maps;     /* ... live ranges, either way */
 } region_counters_t;
 
 static region_counters_t region_count;
@@ -644,6 +647,9 @@ void lof__region_stats_basic(lof_stats_t *st) {
   st->regions = atomic_load(&region_count.regions);
   st->release_failures = atomic_load(&region_count.release_failures);
   st->leaked = atomic_load(&region_count.leaked);
+  st->shared_locked_range = atomic_load(&region_count.shared_locked);
+  st->shared_fallback = atomic_load(&region_count.shared_fallback);
+  st->shared_mappings = atomic_load(&region_count.shared_maps);
   lof__budget_stats(st);
 }
 
@@ -755,4 +761,42 @@ void lof__region_postfork_child(void) {
       run = 0;
     }
   }
+}
+
+/* ---- external ranges: a frontend's shared mappings ------------------------ */
+
+int lof__region_lock_external(void *addr, size_t len) {
+  lof__region_init();
+  len = LOF_ALIGN_UP(len, LOF_PAGE_SIZE);
+  if (region_backend == LOF_BACKEND_UNLOCKED) return 1;
+  lof_refusal_t why;
+  int err;
+  if (lof__budget_charge(len, &why, &err)) {
+    if (lof__os_lock_onfault(addr, len) == 0) {
+      atomic_fetch_add(&region_count.shared_locked, len);
+      atomic_fetch_add(&region_count.shared_maps, 1);
+      return 0;
+    }
+    err = errno;
+    lof__budget_refund(len);
+    lof__budget_kernel_refused(len, err);
+    why = LOF_REFUSED_KERNEL;
+  }
+  if (!lof__budget_refused("shared memory", len, why, err, true)) { errno = ENOMEM; return -1; }
+  atomic_fetch_add(&region_count.shared_fallback, len);
+  atomic_fetch_add(&region_count.shared_maps, 1);
+  return 1;
+}
+
+void lof__region_unlock_external(void *addr, size_t len, bool was_locked) {
+  (void)addr;
+  len = LOF_ALIGN_UP(len, LOF_PAGE_SIZE);
+  if (region_backend == LOF_BACKEND_UNLOCKED) return;
+  if (was_locked) {
+    lof__budget_refund(len);
+    atomic_fetch_sub(&region_count.shared_locked, len);
+  } else {
+    atomic_fetch_sub(&region_count.shared_fallback, len);
+  }
+  atomic_fetch_sub(&region_count.shared_maps, 1);
 }

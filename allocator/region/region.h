@@ -127,12 +127,27 @@ LOF_HIDDEN void lof__region_stats_basic(lof_stats_t *st);
 /* Print *st to fd, one field a line. */
 LOF_HIDDEN void lof__stats_print(int fd, const lof_stats_t *st);
 
+/* Where the at-exit report goes: -1 when LOFALLOC_STATS is off, stderr when
+ * it is a boolean, else FILE opened for append (%p = the pid; a warning and
+ * stderr when it cannot be opened).  Close with lof__stats_output_close. */
+LOF_HIDDEN int lof__stats_output_open(void);
+LOF_HIDDEN void lof__stats_output_close(int fd);
+
 /* fork: the frontend's atfork handlers call these last (prefork) and first
  * (postfork).  The child re-locks its committed locked ranges on fault
  * (memory locks are not inherited across fork) unless LOFALLOC_FORK_RELOCK=0. */
 LOF_HIDDEN void lof__region_prefork(void);
 LOF_HIDDEN void lof__region_postfork_parent(void);
 LOF_HIDDEN void lof__region_postfork_child(void);
+
+/* Memory the region layer did not map (a frontend's shared mappings, see
+ * malloc/shared.c), locked on fault under the heap's budget and policy.
+ * lock: 0 locked; 1 left unlocked (fallback, counted); -1 + ENOMEM (strict:
+ * the caller fails the mapping).  unlock: the range is gone (unmapped or
+ * detached by the caller); give back what lock counted (was_locked = lock
+ * returned 0). */
+LOF_HIDDEN int lof__region_lock_external(void *addr, size_t len);
+LOF_HIDDEN void lof__region_unlock_external(void *addr, size_t len, bool was_locked);
 
 /* Test seam: forget the probed backend so the next call probes again (only
  * valid while no region exists). */

@@ -1,12 +1,16 @@
 /*
  * stats.c -- printing lof_stats_t: one aligned "name value" line per field,
  * formatted on the stack and written to a file descriptor (no stdio, no
- * malloc), so it can run in an exit handler of a program whose heap we are.
+ * malloc), so it can run in an exit handler of a program whose heap we are;
+ * and where the at-exit report goes (stderr, or LOFALLOC_STATS=FILE with %p
+ * replaced by the process id, one file per process).
  */
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "options.h"
 #include "region.h"
 
 static void stats_line(int fd, const char *name, const char *fmt, unsigned long long v,
@@ -59,4 +63,52 @@ void lof__stats_print(int fd, const lof_stats_t *st) {
     stats_line(fd, "release_failures", STATS_COUNT, st->release_failures, NULL);
     stats_line(fd, "leaked", STATS_BYTES, st->leaked, NULL);
   }
+  if (st->shared_mappings || st->shared_locked_range || st->shared_fallback) {
+    stats_line(fd, "shared_locked", STATS_BYTES, st->shared_locked_range, NULL);
+    stats_line(fd, "shared_fallback", STATS_BYTES, st->shared_fallback, NULL);
+    stats_line(fd, "shared_mappings", STATS_COUNT, st->shared_mappings, NULL);
+  }
+}
+
+/* Expand %p (process id) and %% in pattern into out.  -1 if it does not fit. */
+static int stats_expand_path(const char *pattern, char *out, size_t cap) {
+  size_t n = 0;
+  for (const char *s = pattern; *s; s++) {
+    char num[24];
+    const char *piece = num;
+    size_t len = 1;
+    if (s[0] == '%' && s[1] == 'p') {
+      len = (size_t)snprintf(num, sizeof num, "%ld", (long)getpid());
+      s++;
+    } else if (s[0] == '%' && s[1] == '%') {
+      num[0] = '%';
+      s++;
+    } else {
+      num[0] = *s;
+    }
+    if (n + len >= cap) return -1;
+    memcpy(out + n, piece, len);
+    n += len;
+  }
+  out[n] = '\0';
+  return 0;
+}
+
+int lof__stats_output_open(void) {
+  const char *pattern = lof__option_path(LOF_OPT_STATS);
+  if (pattern == NULL) return lof__option(LOF_OPT_STATS) ? STDERR_FILENO : -1;
+  char path[512];
+  int fd = -1;
+  if (stats_expand_path(pattern, path, sizeof path) == 0)
+    fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    lof__message("warning: LOFALLOC_STATS=%s: cannot open (%s); statistics go to stderr",
+                 pattern, strerror(errno));
+    return STDERR_FILENO;
+  }
+  return fd;
+}
+
+void lof__stats_output_close(int fd) {
+  if (fd > STDERR_FILENO) close(fd);
 }
