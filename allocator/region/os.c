@@ -545,7 +545,13 @@ int lof__os_release(void *addr, size_t len) {
 
 void *lof__os_map_meta(size_t len) {
   void *p = os_mmap(NULL, len, OS_RW, MAP_PRIVATE | MAP_ANONYMOUS, -1);
-  return p == MAP_FAILED ? NULL : p;
+  if (p == MAP_FAILED) return NULL;
+  /* A flag the heap's mappings lack, so that a locked metadata mapping
+   * never merges into a neighbouring heap VMA (its pages would then count
+   * as the heap's in smaps).  The cost: region metadata is left out of
+   * core dumps (segment headers, in the heap, are not). */
+  os_madvise(p, len, MADV_DONTDUMP);
+  return p;
 }
 
 void *lof__os_map_sparse(size_t len) {

@@ -21,7 +21,7 @@ qemu=$(command -v qemu-system-x86_64) || die "qemu-system-x86_64 missing"
 # The serial console is QEMU's stdout: keep it in SERIAL_LOG and show it.
 {
 	# shellcheck disable=SC2086
-	timeout -k 10 "$t" "$qemu" $acc -m 1024 -smp 1 -nographic -no-reboot \
+	timeout -k 10 "$t" "$qemu" $acc -m 2048 -smp 1 -nographic -no-reboot \
 		-kernel "$kernel" -initrd "$initrd" \
 		-append "console=ttyS0 panic=-1 quiet $*" \
 		-serial stdio -monitor none </dev/null 2>"$serial.qemu"

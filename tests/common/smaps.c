@@ -5,7 +5,10 @@
 #include "smaps.h"
 
 #include <inttypes.h>
+#include <errno.h>
 #include <sys/mman.h>
+#include <unistd.h>
+#include <sys/syscall.h>
 
 #include "lofalloc-mman.h"
 #include <stdio.h>
@@ -155,5 +158,18 @@ bool kernel_has_map_lockonfault(void) {
   bool lf = smaps_vma_at(p, &v) == 0 && flags_have(v.vmflags, "lf");
   munmap(p, 4096);
   if (q != MAP_FAILED) munmap(q, 4096);
-  return lf && !plain_lf;
+  if (!plain_lf) return lf;
+  /* mlockall(MCL_ONFAULT) makes every mapping lf: ask MAP_SHARED_VALIDATE
+   * on a memfd instead (an unpatched kernel says EOPNOTSUPP; with
+   * MAP_ANONYMOUS every kernel says EINVAL, which is no answer). */
+  int fd = (int)syscall(SYS_memfd_create, "probe", 0u);
+  if (fd < 0) return false;
+  bool known = false;
+  if (ftruncate(fd, 4096) == 0) {
+    void *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED_VALIDATE | MAP_LOCKONFAULT, fd, 0);
+    known = m != MAP_FAILED || errno == EPERM || errno == EAGAIN;
+    if (m != MAP_FAILED) munmap(m, 4096);
+  }
+  close(fd);
+  return known;
 }

@@ -24,6 +24,7 @@
 #include "lofalloc.h"
 #include "nosyscall.h"
 #include "proc.h"
+#include "sanitizer.h"
 #include "smaps.h"
 
 #define MiB ((size_t)1 << 20)
@@ -197,6 +198,10 @@ static int child_reserve(void) {
 
 static void test_cache(void **state) {
   (void)state;
+#ifdef UNDER_SANITIZER
+  print_message("SKIP: a sanitizer runtime makes memory system calls of its own\n");
+  skip();
+#endif
   run_child("cache", (char *[]){NULL});
   run_child("decay", (char *[]){"LOFALLOC_DECAY_MS=50", NULL});
   run_child("reserve", (char *[]){NULL});
