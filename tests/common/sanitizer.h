@@ -16,4 +16,13 @@
 #endif
 #endif
 
+/* UNDER_TSAN: ThreadSanitizer alone, gcc's or clang's. */
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+
 #endif
