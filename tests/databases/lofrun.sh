@@ -19,7 +19,7 @@ out=$(LD_PRELOAD=/lib/x86_64-linux-gnu/libc.so.6 $LOFRUN_CMD -- sh -c 'echo "$LD
   fail "lofrun: LD_PRELOAD '$out'"
 
 # bad input: status 2, one line naming the problem, the program not run
-for args in "--policy=lenient" "--max-locked=12Q" "--reserve=x" "--lib=/nonexistent.so" \
+for args in "--policy=lenient" "--max-locked=12Q" "--reserve=x" "--leave=1Q" "--lib=/nonexistent.so" \
             "--lib=/etc/hostname" "--stats=" "--bogus" "--jemalloc --lock-shared"; do
   err=$("$LOFRUN" $args -- touch "$WORK/ran" 2>&1 >/dev/null); rc=$?
   if [ $rc -eq 2 ] && [ ! -e "$WORK/ran" ] && [ -n "$err" ]; then
@@ -30,12 +30,20 @@ for args in "--policy=lenient" "--max-locked=12Q" "--reserve=x" "--lib=/nonexist
 done
 "$LOFRUN" 2>/dev/null; [ $? -eq 2 ] && pass "lofrun without a command: status 2" || fail "lofrun without a command"
 
-# --reserve leaves part of the memlock limit: budget = limit - reserve
+# --leave leaves part of the memlock limit: budget = limit - leave
 lim=$(ulimit -l)
 if [ "$lim" != unlimited ]; then
-  out=$($LOFRUN_CMD --reserve=1M -- sh -c 'echo "$LOFALLOC_MAX_LOCKED"')
-  [ "$out" = $((lim * 1024 - 1048576)) ] && pass "lofrun --reserve=1M: budget $out" ||
-    fail "lofrun --reserve=1M: LOFALLOC_MAX_LOCKED '$out' (limit ${lim} kB)"
+  out=$($LOFRUN_CMD --leave=1M -- sh -c 'echo "$LOFALLOC_MAX_LOCKED"')
+  [ "$out" = $((lim * 1024 - 1048576)) ] && pass "lofrun --leave=1M: budget $out" ||
+    fail "lofrun --leave=1M: LOFALLOC_MAX_LOCKED '$out' (limit ${lim} kB)"
+fi
+# --reserve pins heap at start-up: the library reports it pinned
+out=$($LOFRUN_CMD --reserve=4M --stats=/dev/stderr -- "$PY" -c 'pass' 2>&1)
+pinned=$(echo "$out" | sed -n 's/^lofalloc: pinned  *\([0-9][0-9]*\) bytes.*/\1/p' | head -1)
+if [ -n "$pinned" ] && [ "$pinned" -ge 4194304 ]; then
+  pass "lofrun --reserve=4M: $pinned bytes pinned"
+else
+  fail "lofrun --reserve=4M: stats say pinned '$pinned'"; echo "$out" | sed 's/^/  | /' | head -20
 fi
 
 # --stats=FILE with %p: a parent and two fork children each write a report
