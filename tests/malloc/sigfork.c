@@ -39,7 +39,7 @@
 #include "sanitizer.h"
 
 #define FORKS 1000
-#define TIMEOUT_S 60
+#define TIMEOUT_S 150 /* a run takes 7-28 s on a loaded 2-core VM */
 
 static atomic_int stop;
 static atomic_long handler_forks, loop_forks, child_failures;
@@ -212,8 +212,8 @@ static __attribute__((unused)) void test_fork_from_signal_handler(void **state) 
 int main(void) {
 #ifdef UNDER_SANITIZER
   /* the sanitizer runtimes' own fork handlers take their locks */
-  printf("# SKIP under a sanitizer\n");
-  return 77;
+  printf("1..0 # SKIP the sanitizer runtimes' fork handlers take their own locks\n");
+  return 0;
 #else
   const struct CMUnitTest tests[] = {cmocka_unit_test(test_fork_from_signal_handler)};
   return cmocka_run_group_tests(tests, NULL, NULL);
