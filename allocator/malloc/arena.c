@@ -339,7 +339,7 @@ LOF_HIDDEN void lof__arenas_prefork(void) {
 LOF_HIDDEN void lof__arenas_postfork(bool child) {
   for (unsigned i = LOF_MAX_ARENAS; i-- > 0;) {
     if (child)
-      pthread_mutex_init(&lof__arenas[i].lock, NULL);
+      lof__fork_reset(&lof__arenas[i].lock);
     else
       lof__fork_unlock(&lof__arenas[i].lock);
   }

@@ -548,8 +548,8 @@ LOF_HIDDEN void lof__heaps_prefork(void) {
 
 LOF_HIDDEN void lof__heaps_postfork(bool child) {
   if (child) {
-    pthread_mutex_init(&abandoned_lock, NULL);
-    pthread_mutex_init(&heaps_lock, NULL);
+    lof__fork_reset(&abandoned_lock);
+    lof__fork_reset(&heaps_lock);
   } else {
     lof__fork_unlock(&abandoned_lock);
     lof__fork_unlock(&heaps_lock);

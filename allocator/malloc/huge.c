@@ -419,7 +419,7 @@ LOF_HIDDEN int lof__huge_check(void) {
 LOF_HIDDEN void lof__huge_prefork(void) { lof__fork_lock(&huge_lock); }
 LOF_HIDDEN void lof__huge_postfork(bool child) {
   if (child)
-    pthread_mutex_init(&huge_lock, NULL);
+    lof__fork_reset(&huge_lock);
   else
     lof__fork_unlock(&huge_lock);
 }

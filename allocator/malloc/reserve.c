@@ -230,8 +230,8 @@ LOF_HIDDEN void lof__reserve_prefork(void) {
 
 LOF_HIDDEN void lof__reserve_postfork(bool child) {
   if (child) {
-    pthread_mutex_init(&pool_lock, NULL);
-    pthread_mutex_init(&reserve_lock, NULL);
+    lof__fork_reset(&pool_lock);
+    lof__fork_reset(&reserve_lock);
   } else {
     lof__fork_unlock(&pool_lock);
     lof__fork_unlock(&reserve_lock);

@@ -139,7 +139,7 @@ LOF_HIDDEN void lof__segment_prefork(void) { lof__fork_lock(&segment_lock); }
 
 LOF_HIDDEN void lof__segment_postfork(bool child) {
   if (child)
-    pthread_mutex_init(&segment_lock, NULL);
+    lof__fork_reset(&segment_lock);
   else
     lof__fork_unlock(&segment_lock);
 }

@@ -11,8 +11,11 @@
  * code the signal interrupted did -- is not taken again (that would deadlock
  * on our own thread); every other one is waited for as before.  The parent
  * handler releases, with lof__fork_unlock(), only the mutexes this fork took;
- * the child re-initialises every one (it has a single thread).  Nesting is
- * tracked per thread, up to LOF_FORK_MAX_DEPTH forks deep.
+ * the child handler passes every one to lof__fork_reset(), which releases
+ * what this fork took (so a race detector sees each lock matched by its
+ * unlock) and re-initialises the rest (the child has a single thread, and
+ * nobody left to release them).  Nesting is tracked per thread, up to
+ * LOF_FORK_MAX_DEPTH forks deep.
  *
  * What this cannot give: when the interrupted code held a mutex, the child's
  * copy of the data under it may be half-updated.  lof__fork_interrupted_holder
@@ -33,6 +36,9 @@ LOF_HIDDEN void lof__fork_begin(void);
 LOF_HIDDEN void lof__fork_end(bool child);
 LOF_HIDDEN void lof__fork_lock(pthread_mutex_t *m);
 LOF_HIDDEN void lof__fork_unlock(pthread_mutex_t *m);
+/* In the child handler, for each mutex of the prepare handler, before
+ * lof__fork_end(true): an unlocked mutex afterwards. */
+LOF_HIDDEN void lof__fork_reset(pthread_mutex_t *m);
 
 /* In a fork handler: was m held, when this fork began, by the code the
  * signal interrupted in this thread (its data may be half-updated)? */

@@ -730,8 +730,8 @@ static void region_child_relock(lof_region_t *r, uintptr_t addr, size_t len, boo
  * the metadata too.  With LOFALLOC_FORK_RELOCK=0 the child's copy stays
  * unlocked and the stats say so. */
 void lof__region_postfork_child(void) {
-  pthread_mutex_init(&region_lock, NULL);
-  pthread_mutex_init(&region_meta_lock_, NULL);
+  lof__fork_reset(&region_lock);
+  lof__fork_reset(&region_meta_lock_);
   if (region_backend == LOF_BACKEND_UNLOCKED) return;
   bool relock = lof__option(LOF_OPT_FORK_RELOCK) != 0;
   for (unsigned i = 0; i < region_meta_n; i++) {

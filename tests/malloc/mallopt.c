@@ -219,7 +219,7 @@ static int child_arena_default(void *arg) {
   return n > 1 ? 0 : 3;
 }
 
-static __attribute__((unused)) void test_arena_max(void **state) {
+static void test_arena_max(void **state) {
   (void)state;
   run(child_arena_max);
   run(child_arena_default);
@@ -235,13 +235,7 @@ int main(int argc, char **argv) {
     cmocka_unit_test(test_return_values), cmocka_unit_test(test_trim_threshold),
     cmocka_unit_test(test_mmap_threshold), cmocka_unit_test(test_mmap_max),
     cmocka_unit_test(test_perturb),
-#ifndef UNDER_TSAN
-    /* Under TSan this case reports "double lock of a mutex" on heaps_lock
-     * in heap_new, in the run_in_child fork child after M_ARENA_MAX (seen
-     * 2026-12-01, not yet understood: the other fork tests pass under
-     * TSan).  Left out there until it is; it runs in every other build. */
     cmocka_unit_test(test_arena_max),
-#endif
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
