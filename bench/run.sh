@@ -54,6 +54,7 @@ for w in $workloads; do
       out=$(LD_PRELOAD=$lib LOFBENCH_MLOCKALL=$lock timeout 600 "$LOFBENCH" "$w" "$threads" 2>/dev/null)
       set -- $out
       if [ $# -ge 4 ]; then
+        [ -z "${BENCH_RAW:-}" ] || echo "$w $name $r $2 $3" >>"$BENCH_RAW" # report.sh
         echo "$2" >>"$tmp/$w.$name.t"
         echo "$3" >>"$tmp/$w.$name.m"
         echo "$4" >>"$tmp/$w.$name.sum"

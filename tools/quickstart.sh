@@ -82,6 +82,6 @@ step "stress-ng soak" "$top/tests/soak/stress-ng-soak.sh" "$top/_build/gcc"
 # uninstall with DESTDIR); the full suite already ran above, so its inner
 # make check runs the unit tests only.
 step "make distcheck" make -C _build/gcc -j"$jobs" distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-werror \
-  TESTS="unit/test_options unit/test_region unit/test_stats_api malloc/test_malloc_api"
+  TESTS="region/test_region_options region/test_region_core malloc/test_malloc_stats_api malloc/test_malloc_api"
 
 "$top/tools/test-summary.sh" "$top/_build" "$results" "$stamp"

@@ -1,5 +1,5 @@
 /*
- * stats.c -- printing lof_stats_t: one aligned "name value" line per field,
+ * stats_print.c -- printing lof_stats_t: one aligned "name value" line per field,
  * formatted on the stack and written to a file descriptor (no stdio, no
  * malloc), so it can run in an exit handler of a program whose heap we are;
  * and where the at-exit report goes (stderr, or LOFALLOC_STATS=FILE with %p
@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "options.h"
-#include "region.h"
+#include "stats_print.h"
 
 static void stats_line(int fd, const char *name, const char *fmt, unsigned long long v,
                        const char *text) {

@@ -15,6 +15,7 @@
 #include "internal.h"
 #include "lofalloc-jemalloc.h"
 #include "region.h"
+#include "stats_print.h"
 
 /* The hook table every lock-on-fault arena uses. */
 LOF_HIDDEN extern extent_hooks_t lof__je_hooks;

@@ -379,15 +379,6 @@ LOF_EXPORT void *lof_pvalloc(size_t size) {
 
 /* ---- glibc extras ---------------------------------------------------------- */
 
-LOF_HIDDEN void lof__malloc_stats(lof_stats_t *st);
-LOF_HIDDEN void lof__malloc_stats(lof_stats_t *st) {
-  int64_t a, n;
-  lof__heaps_stats(&a, &n);
-  st->allocated = a > 0 ? (uint64_t)a : 0;
-  st->allocations = n > 0 ? (uint64_t)n : 0;
-  lof__reserve_stats(&st->pinned, &st->pinned_populated);
-}
-
 LOF_EXPORT int lof_malloc_trim(size_t pad);
 LOF_EXPORT int lof_malloc_trim(size_t pad) {
   (void)pad;

@@ -345,6 +345,10 @@ LOF_HIDDEN void lof__span_remote_free(lof_span_t *s, lof_block_t *b);
 LOF_HIDDEN size_t lof__heap_collect(lof_heap_t *h);                 /* release empty spans */
 LOF_HIDDEN size_t lof__abandoned_collect(void);
 LOF_HIDDEN void lof__heaps_stats(int64_t *allocated, int64_t *count);
+
+/* The frontend's fields of *st: allocated bytes and blocks, pinned bytes
+ * (stats.c; the region layer fills the rest). */
+LOF_HIDDEN void lof__malloc_stats(lof_stats_t *st);
 LOF_HIDDEN void lof__heaps_prefork(void);
 LOF_HIDDEN void lof__heaps_postfork(bool child);
 LOF_HIDDEN int lof__heap_check(lof_heap_t *h);

@@ -1,23 +1,27 @@
 /*
- * api.c -- liblofalloc's exported statistics entry points (lof_stats_get,
- * lof_stats_print) and the LOFALLOC_STATS report at exit (stderr or a file).  The region
- * layer fills the memory counters; the malloc frontend, when linked in,
- * adds its own through lof__malloc_stats().
+ * stats.c -- liblofalloc's statistics entry points: lof_stats_get and
+ * lof_stats_print, and the LOFALLOC_STATS report at exit (stderr or a
+ * file).  The region layer fills the memory counters, the heaps and the
+ * reserve add the frontend's (allocated bytes and blocks, pinned bytes).
  */
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "options.h"
-#include "region.h"
+#include "frontend.h"
+#include "stats_print.h"
 
-/* Defined by the malloc frontend (allocator/malloc); weak so the region
- * layer alone links. */
-LOF_HIDDEN void lof__malloc_stats(lof_stats_t *st) __attribute__((weak));
+void lof__malloc_stats(lof_stats_t *st) {
+  int64_t bytes, blocks;
+  lof__heaps_stats(&bytes, &blocks);
+  st->allocated = bytes > 0 ? (uint64_t)bytes : 0;
+  st->allocations = blocks > 0 ? (uint64_t)blocks : 0;
+  lof__reserve_stats(&st->pinned, &st->pinned_populated);
+}
 
-static void api_stats_fill(lof_stats_t *st) {
+static void stats_fill(lof_stats_t *st) {
   lof__region_stats(st);
-  if (lof__malloc_stats) lof__malloc_stats(st);
+  lof__malloc_stats(st);
 }
 
 LOF_EXPORT int lof_stats_get(lof_stats_t *out, size_t out_size) {
@@ -26,7 +30,7 @@ LOF_EXPORT int lof_stats_get(lof_stats_t *out, size_t out_size) {
     return -1;
   }
   lof_stats_t st;
-  api_stats_fill(&st);
+  stats_fill(&st);
   size_t n = out_size < sizeof st ? out_size : sizeof st;
   st.size = (uint32_t)n;
   memcpy(out, &st, n);
@@ -35,11 +39,11 @@ LOF_EXPORT int lof_stats_get(lof_stats_t *out, size_t out_size) {
 
 LOF_EXPORT void lof_stats_print(int fd) {
   lof_stats_t st;
-  api_stats_fill(&st);
+  stats_fill(&st);
   lof__stats_print(fd, &st);
 }
 
-__attribute__((destructor)) static void api_stats_at_exit(void) {
+__attribute__((destructor)) static void stats_at_exit(void) {
   int fd = lof__stats_output_open();
   if (fd < 0) return;
   lof_stats_print(fd);

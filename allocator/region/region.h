@@ -124,15 +124,6 @@ LOF_HIDDEN void lof__region_stats(lof_stats_t *st);
 /* The counters only, without reading /proc (cheap). */
 LOF_HIDDEN void lof__region_stats_basic(lof_stats_t *st);
 
-/* Print *st to fd, one field a line. */
-LOF_HIDDEN void lof__stats_print(int fd, const lof_stats_t *st);
-
-/* Where the at-exit report goes: -1 when LOFALLOC_STATS is off, stderr when
- * it is a boolean, else FILE opened for append (%p = the pid; a warning and
- * stderr when it cannot be opened).  Close with lof__stats_output_close. */
-LOF_HIDDEN int lof__stats_output_open(void);
-LOF_HIDDEN void lof__stats_output_close(int fd);
-
 /* fork: the frontend's atfork handlers call these last (prefork) and first
  * (postfork).  The child re-locks its committed locked ranges on fault
  * (memory locks are not inherited across fork) unless LOFALLOC_FORK_RELOCK=0. */

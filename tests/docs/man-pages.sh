@@ -16,7 +16,7 @@ for page in "$top/doc/lofalloc.3" "$top/doc/lofalloc.7" "$top/allocator/lofrun.1
 	[ "$lines" -gt 40 ] || bad "$(basename "$page") renders to $lines lines"
 done
 
-options=$(sed -n 's/.*{"\(LOFALLOC_[A-Z_]*\)".*/\1/p' "$top/allocator/region/options.c")
+options=$(sed -n 's/.*{"\(LOFALLOC_[A-Z_]*\)".*/\1/p' "$top/allocator/common/options.c")
 [ -n "$options" ] || bad "no LOFALLOC_ option found in options.c"
 for opt in $options; do
 	grep -q "^\.BR $opt " "$top/doc/lofalloc.7" || bad "$opt is not in lofalloc(7)"

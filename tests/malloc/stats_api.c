@@ -1,5 +1,5 @@
 /*
- * test_stats_api.c -- liblofalloc's exported statistics: lof_stats_get's
+ * stats_api.c -- liblofalloc's exported statistics: lof_stats_get's
  * versioned copy-out and errors, the numbers it reads from the kernel, and
  * LOFALLOC_STATS=1 / LOFALLOC_VERBOSE=1 output of a program at exit.
  */

@@ -1,5 +1,5 @@
 /*
- * test_region.c -- the region layer on the real kernel: every assertion is a
+ * core.c -- the region layer on the real kernel: every assertion is a
  * number read back from /proc/self/smaps (Locked:, VmFlags, VMA counts), or
  * the errno/exit status the contract promises.  Tests that need a fresh
  * allocator state, a dropped CAP_IPC_LOCK or mlockall run in a child.

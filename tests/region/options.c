@@ -1,5 +1,5 @@
 /*
- * test_options.c -- the options table: size/bool parsing, reading
+ * options.c -- the options table: size/bool parsing, reading
  * LOFALLOC_* from the environment, and one warning + the default for a bad
  * value or an unknown name.
  */
