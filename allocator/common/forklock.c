@@ -40,7 +40,6 @@ static FORK_TLS uint64_t fork_taken[LOF_FORK_MAX_DEPTH];    /* bit k: the k-th m
 static FORK_TLS uint64_t fork_mine[LOF_FORK_MAX_DEPTH];     /* bit k: held by the code we interrupted */
 static FORK_TLS pid_t fork_tid;
 static pthread_mutex_t *fork_order[LOF_FORK_MAX_LOCKS];     /* the k-th mutex of the order */
-static _Atomic(unsigned long) fork_nested;
 #define FORK_PREPARING_MAX 32
 static _Atomic(pid_t) fork_preparing[FORK_PREPARING_MAX]; /* threads inside a prepare */
 
@@ -132,7 +131,6 @@ void lof__fork_lock(pthread_mutex_t *m) {
     }
     sched_yield();
   }
-  if (!(fork_taken[d] >> k & 1)) atomic_fetch_add_explicit(&fork_nested, 1, memory_order_relaxed);
   errno = saved;
 }
 
@@ -182,8 +180,4 @@ bool lof__fork_interrupted_holder(pthread_mutex_t *m) {
   for (unsigned k = 0; k < n; k++)
     if (fork_order[k] == m && (fork_mine[d] >> k & 1)) return true;
   return false;
-}
-
-unsigned long lof__fork_nested_count(void) {
-  return atomic_load_explicit(&fork_nested, memory_order_relaxed);
 }

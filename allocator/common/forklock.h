@@ -44,7 +44,4 @@ LOF_HIDDEN void lof__fork_reset(pthread_mutex_t *m);
  * signal interrupted in this thread (its data may be half-updated)? */
 LOF_HIDDEN bool lof__fork_interrupted_holder(pthread_mutex_t *m);
 
-/* Test seam: forks whose prepare found a mutex held by its own thread. */
-LOF_HIDDEN unsigned long lof__fork_nested_count(void);
-
 #endif /* LOF_FORKLOCK_H */

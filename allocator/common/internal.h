@@ -1,6 +1,6 @@
 /*
  * internal.h -- macros shared by every lofalloc source file: visibility,
- * branch hints, assertions, page size, and the LOF_PRIVATE test seam.
+ * branch hints, assertions, page size.
  *
  * Assertions: lof_assert() is always on and cheap; lof_assert_expensive() runs
  * only in --enable-debug builds (LOF_DEBUG).  Both report through
@@ -21,14 +21,6 @@
 #define LOF_NOINLINE __attribute__((noinline))
 #define LOF_COLD __attribute__((cold))
 #define LOF_PRINTF(f, a) __attribute__((format(printf, f, a)))
-
-/* In unit-test builds (LOF_TESTING) internal statics become visible so tests
- * can reach them; elsewhere they stay static. */
-#ifdef LOF_TESTING
-#define LOF_PRIVATE LOF_HIDDEN
-#else
-#define LOF_PRIVATE static
-#endif
 
 #define LOF_PAGE_SIZE ((size_t)4096)
 #define LOF_ALIGN_UP(x, a) (((x) + ((a) - 1)) & ~((uintptr_t)(a) - 1))
