@@ -1,53 +1,113 @@
 /*
  * smaps.c -- reading /proc/self/smaps, smaps_rollup and status for tests
- * (see smaps.h).  Uses stdio: tests may allocate.
+ * and the preloaded checker (see smaps.h): read(2) into stack buffers, no
+ * stdio and no malloc, so it is safe inside a program whose heap is being
+ * checked.
  */
 #include "smaps.h"
 
-#include <inttypes.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <string.h>
 #include <sys/mman.h>
-#include <unistd.h>
 #include <sys/syscall.h>
+#include <unistd.h>
 
 #include "lofalloc-mman.h"
-#include <stdio.h>
-#include <string.h>
+
+/* Lines of a /proc file, read with read(2) into buffers on the stack (no
+ * stdio, no malloc: the preloaded checker library runs this in a destructor
+ * of a program whose heap is lofalloc's).  fn returns 0 to go on, 1 to stop. */
+static int proc_lines(const char *path, int (*fn)(const char *line, void *), void *arg) {
+  char buf[16384];
+  char line[512];
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  size_t ll = 0;
+  ssize_t n;
+  int stop = 0;
+  while (!stop && (n = read(fd, buf, sizeof buf)) > 0) {
+    for (ssize_t i = 0; i < n && !stop; i++) {
+      if (buf[i] != '\n') {
+        if (ll + 1 < sizeof line) line[ll++] = buf[i];
+        continue;
+      }
+      line[ll] = '\0';
+      ll = 0;
+      stop = fn(line, arg);
+    }
+  }
+  close(fd);
+  return 0;
+}
+
+/* Parse a hexadecimal number at *p, advancing it; false if there is none. */
+static bool parse_hex(const char **p, uintptr_t *out) {
+  uintptr_t v = 0;
+  const char *s = *p;
+  for (;; s++) {
+    unsigned d;
+    if (*s >= '0' && *s <= '9') d = (unsigned)(*s - '0');
+    else if (*s >= 'a' && *s <= 'f') d = (unsigned)(*s - 'a' + 10);
+    else break;
+    v = v << 4 | d;
+  }
+  if (s == *p) return false;
+  *p = s;
+  *out = v;
+  return true;
+}
+
+/* The "N kB" after "Field:" in line, in bytes; false if line is another field. */
+static bool kb_field(const char *line, const char *field, uint64_t *bytes) {
+  size_t fl = strlen(field);
+  if (strncmp(line, field, fl) != 0) return false;
+  const char *p = line + fl;
+  while (*p == ' ' || *p == '\t') p++;
+  uint64_t v = 0;
+  for (; *p >= '0' && *p <= '9'; p++) v = v * 10 + (uint64_t)(*p - '0');
+  *bytes = v * 1024;
+  return true;
+}
+
+struct each_state {
+  int (*fn)(const smaps_vma_t *, void *);
+  void *arg;
+  smaps_vma_t cur;
+  int have;
+};
+
+/* A VMA header is "start-end perms ...": hex, '-', hex, ' '. */
+static int each_line(const char *line, void *arg) {
+  struct each_state *st = arg;
+  const char *p = line;
+  uintptr_t s, e;
+  if (parse_hex(&p, &s) && *p == '-' && (p++, parse_hex(&p, &e)) && *p == ' ') {
+    int stop = st->have ? st->fn(&st->cur, st->arg) : 0;
+    memset(&st->cur, 0, sizeof st->cur);
+    st->cur.start = s;
+    st->cur.end = e;
+    st->have = 1;
+    return stop;
+  }
+  if (kb_field(line, "Rss:", &st->cur.rss) || kb_field(line, "Locked:", &st->cur.locked)) return 0;
+  if (strncmp(line, "VmFlags:", 8) == 0) {
+    p = line + 8;
+    while (*p == ' ') p++;
+    size_t pl = strlen(p);
+    if (pl >= sizeof st->cur.vmflags) pl = sizeof st->cur.vmflags - 1;
+    memcpy(st->cur.vmflags, p, pl);
+    st->cur.vmflags[pl] = '\0';
+    while (pl && st->cur.vmflags[pl - 1] == ' ') st->cur.vmflags[--pl] = '\0';
+  }
+  return 0;
+}
 
 /* Iterate the VMAs of smaps; fn returns 0 to go on, 1 to stop. */
 static int smaps_each(int (*fn)(const smaps_vma_t *, void *), void *arg) {
-  FILE *f = fopen("/proc/self/smaps", "r");
-  if (!f) return -1;
-  char line[512];
-  smaps_vma_t cur;
-  int have = 0, stop = 0;
-  while (!stop && fgets(line, sizeof line, f)) {
-    uintptr_t s, e;
-    if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " ", &s, &e) == 2 && strchr(line, '-') &&
-        line[0] != ' ' && !(line[0] >= 'A' && line[0] <= 'Z')) {
-      if (have) stop = fn(&cur, arg);
-      memset(&cur, 0, sizeof cur);
-      cur.start = s;
-      cur.end = e;
-      have = 1;
-      continue;
-    }
-    unsigned long long kb;
-    if (sscanf(line, "Rss: %llu kB", &kb) == 1) cur.rss = kb * 1024;
-    else if (sscanf(line, "Locked: %llu kB", &kb) == 1) cur.locked = kb * 1024;
-    else if (strncmp(line, "VmFlags:", 8) == 0) {
-      const char *p = line + 8;
-      while (*p == ' ') p++;
-      size_t pl = strlen(p);
-      if (pl >= sizeof cur.vmflags) pl = sizeof cur.vmflags - 1;
-      memcpy(cur.vmflags, p, pl);
-      cur.vmflags[pl] = '\0';
-      size_t n = strlen(cur.vmflags);
-      while (n && (cur.vmflags[n - 1] == '\n' || cur.vmflags[n - 1] == ' ')) cur.vmflags[--n] = 0;
-    }
-  }
-  if (have && !stop) fn(&cur, arg);
-  fclose(f);
+  struct each_state st = {fn, arg, {0}, 0};
+  if (proc_lines("/proc/self/smaps", each_line, &st) != 0) return -1;
+  if (st.have) fn(&st.cur, arg); /* the last VMA (a stop there changes nothing) */
   return 0;
 }
 
@@ -69,28 +129,32 @@ int smaps_vma_at(const void *addr, smaps_vma_t *out) {
   return q.found ? 0 : -1;
 }
 
-static int flags_have(const char *flags, const char *want) {
-  char copy[160];
-  snprintf(copy, sizeof copy, "%s", want);
-  for (char *tok = strtok(copy, " "); tok; tok = strtok(NULL, " ")) {
-    size_t tl = strlen(tok);
-    const char *p = flags;
-    int found = 0;
-    while (*p) {
-      while (*p == ' ') p++;
-      const char *q = p;
-      while (*q && *q != ' ') q++;
-      if ((size_t)(q - p) == tl && strncmp(p, tok, tl) == 0) { found = 1; break; }
-      p = q;
-    }
-    if (!found) return 0;
+/* Is the space-separated word w (length wl) in the space-separated list? */
+static bool word_in(const char *list, const char *w, size_t wl) {
+  for (const char *p = list; *p;) {
+    while (*p == ' ') p++;
+    const char *q = p;
+    while (*q && *q != ' ') q++;
+    if ((size_t)(q - p) == wl && wl > 0 && strncmp(p, w, wl) == 0) return true;
+    p = q;
   }
-  return 1;
+  return false;
+}
+
+bool smaps_flags_have(const char *vmflags, const char *want) {
+  for (const char *p = want; *p;) {
+    while (*p == ' ') p++;
+    const char *q = p;
+    while (*q && *q != ' ') q++;
+    if (q > p && !word_in(vmflags, p, (size_t)(q - p))) return false;
+    p = q;
+  }
+  return true;
 }
 
 bool smaps_has_flags(const void *addr, const char *flags) {
   smaps_vma_t v;
-  return smaps_vma_at(addr, &v) == 0 && flags_have(v.vmflags, flags);
+  return smaps_vma_at(addr, &v) == 0 && smaps_flags_have(v.vmflags, flags);
 }
 
 struct range_query {
@@ -107,7 +171,7 @@ static int range_cb(const smaps_vma_t *v, void *arg) {
   q->rss += v->rss;
   q->locked += v->locked;
   q->vmas++;
-  if (q->flags && !flags_have(v->vmflags, q->flags)) q->all_have = 0;
+  if (q->flags && !smaps_flags_have(v->vmflags, q->flags)) q->all_have = 0;
   return 0;
 }
 
@@ -126,22 +190,17 @@ bool smaps_range_all_have_flags(const void *addr, size_t len, const char *flags)
   return q.vmas > 0 && q.all_have;
 }
 
+struct field_query { const char *field; uint64_t bytes; };
+
+static int field_line(const char *line, void *arg) {
+  struct field_query *q = arg;
+  return kb_field(line, q->field, &q->bytes) ? 1 : 0;
+}
+
 static uint64_t read_kb_field(const char *path, const char *field) {
-  FILE *f = fopen(path, "r");
-  if (!f) return 0;
-  char line[256];
-  size_t fl = strlen(field);
-  uint64_t v = 0;
-  while (fgets(line, sizeof line, f)) {
-    if (strncmp(line, field, fl) == 0) {
-      unsigned long long kb = 0;
-      sscanf(line + fl, " %llu", &kb);
-      v = kb * 1024;
-      break;
-    }
-  }
-  fclose(f);
-  return v;
+  struct field_query q = {field, 0};
+  proc_lines(path, field_line, &q);
+  return q.bytes;
 }
 
 uint64_t smaps_total_locked(void) { return read_kb_field("/proc/self/smaps_rollup", "Locked:"); }
@@ -154,8 +213,8 @@ bool kernel_has_map_lockonfault(void) {
   if (p == MAP_FAILED) return false;
   smaps_vma_t plain, v;
   void *q = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  bool plain_lf = q != MAP_FAILED && smaps_vma_at(q, &plain) == 0 && flags_have(plain.vmflags, "lf");
-  bool lf = smaps_vma_at(p, &v) == 0 && flags_have(v.vmflags, "lf");
+  bool plain_lf = q != MAP_FAILED && smaps_vma_at(q, &plain) == 0 && smaps_flags_have(plain.vmflags, "lf");
+  bool lf = smaps_vma_at(p, &v) == 0 && smaps_flags_have(v.vmflags, "lf");
   munmap(p, 4096);
   if (q != MAP_FAILED) munmap(q, 4096);
   if (!plain_lf) return lf;

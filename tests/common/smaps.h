@@ -1,6 +1,8 @@
 /*
- * smaps.h -- test helpers that read the kernel's view of this process's
- * memory from /proc/self/smaps: a VMA's flags and its Rss/Locked bytes.
+ * smaps.h -- the one reader of the kernel's view of this process's memory
+ * for the C tests and the preloaded checker (stdio-free): a VMA's flags and
+ * its Rss/Locked bytes from /proc/self/smaps, totals from smaps_rollup,
+ * VmLck from status.
  * These are the numbers tests assert on (never VmLck: it counts whole locked
  * ranges, touched or not).
  */
@@ -20,6 +22,9 @@ typedef struct smaps_vma {
 
 /* The VMA containing addr: 0, or -1 if none. */
 int smaps_vma_at(const void *addr, smaps_vma_t *out);
+
+/* True when every space-separated flag of want ("lo lf") is in vmflags. */
+bool smaps_flags_have(const char *vmflags, const char *want);
 
 /* True when the VMA containing addr has every flag in flags ("lo lf"). */
 bool smaps_has_flags(const void *addr, const char *flags);

@@ -31,51 +31,12 @@
 #include <unistd.h>
 
 #include "lofalloc.h"
+#include "smaps.h"
 
 static void *early;
 
 __attribute__((constructor)) static void lofcheck_start(void) {
   early = malloc(48);
-}
-
-/* VmFlags and Locked: of the VMA holding addr, parsed without stdio. */
-static int vma_of(const void *addr, char *flags, size_t flen, unsigned long *locked_kb) {
-  static char buf[1 << 16];
-  static char line[512];
-  int fd = open("/proc/self/smaps", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  uintptr_t a = (uintptr_t)addr;
-  int in = 0, found = -1;
-  size_t ll = 0;
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof(buf))) > 0) {
-    for (ssize_t i = 0; i < n; i++) {
-      if (buf[i] != '\n') {
-        if (ll + 1 < sizeof(line)) line[ll++] = buf[i];
-        continue;
-      }
-      line[ll] = 0;
-      ll = 0;
-      unsigned long lo, hi;
-      char c;
-      if (sscanf(line, "%lx-%lx %c", &lo, &hi, &c) == 3 && strchr(line, ' ') - line < 40) {
-        in = a >= lo && a < hi;
-      } else if (in && strncmp(line, "Locked:", 7) == 0) {
-        *locked_kb = strtoul(line + 7, NULL, 10);
-      } else if (in && strncmp(line, "VmFlags:", 8) == 0) {
-        size_t flags_len = strnlen(line + 9, flen - 1);
-        memcpy(flags, line + 9, flags_len);
-        flags[flags_len] = 0;
-        for (char *p = flags; *p; p++)
-          if (*p == ' ') *p = ',';
-        size_t fl = strlen(flags);
-        while (fl > 0 && flags[fl - 1] == ',') flags[--fl] = 0;
-        found = 0;
-      }
-    }
-  }
-  close(fd);
-  return found;
 }
 
 /* Does RLIMIT_MEMLOCK apply, i.e. is CAP_IPC_LOCK (bit 14) not effective? */
@@ -91,12 +52,6 @@ static int memlock_limited(void) {
   if (cap == NULL) return 1;
   unsigned long long eff = strtoull(cap + 7, NULL, 16);
   return !(eff >> 14 & 1);
-}
-
-static int has_lo_lf(const char *flags) {
-  char tmp[160];
-  snprintf(tmp, sizeof(tmp), ",%s,", flags);
-  return strstr(tmp, ",lo,") != NULL && strstr(tmp, ",lf,") != NULL;
 }
 
 __attribute__((destructor)) static void lofcheck_end(void) {
@@ -116,9 +71,19 @@ __attribute__((destructor)) static void lofcheck_end(void) {
   for (int i = 0; i < 4; i++) {
     strcpy(flags[i], "none");
     locked = 0;
-    if (probe[i] == NULL || vma_of(probe[i], flags[i], sizeof(flags[i]), &locked) != 0 ||
-        !has_lo_lf(flags[i]))
+    smaps_vma_t v;
+    if (probe[i] == NULL || smaps_vma_at(probe[i], &v) != 0) {
       ok = 0;
+      continue;
+    }
+    if (!smaps_flags_have(v.vmflags, "lo lf")) ok = 0;
+    locked = (unsigned long)(v.locked >> 10);
+    /* one word for the report line: the flags joined by commas */
+    size_t n = strnlen(v.vmflags, sizeof flags[i] - 1);
+    memcpy(flags[i], v.vmflags, n);
+    flags[i][n] = '\0';
+    for (char *c = flags[i]; *c; c++)
+      if (*c == ' ') *c = ',';
     total_locked += locked;
   }
   if (total_locked == 0) ok = 0;
