@@ -1,7 +1,8 @@
 /*
  * os.c -- the OS layer: every system call of the region layer (mmap,
  * mprotect, mlock2, munlock, madvise, mremap, munmap, memfd_create, capget,
- * prlimit) and the two readers of /proc the allocator needs (a mapping's
+ * prlimit, shmat, shmdt, shmctl, fstatfs, and the program's own mmap and
+ * munmap passed through by the interposed names) and the two readers of /proc the allocator needs (a mapping's
  * VmFlags; Rss/Locked sums over the heap).  Contracts are in os.h.  Nothing
  * here allocates or takes a lock.
  *
@@ -17,6 +18,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/shm.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -113,6 +116,31 @@ LOF_HIDDEN ssize_t lof__os_read(int fd, void *buf, size_t len) {
   return (ssize_t)syscall(SYS_read, fd, buf, len);
 }
 LOF_HIDDEN void lof__os_close(int fd) { syscall(SYS_close, fd); }
+
+/* ---- the program's own calls, passed through ---------------------------- */
+
+void *lof__os_mmap_as_is(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
+  return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+}
+int lof__os_munmap_as_is(void *addr, size_t len) { return (int)syscall(SYS_munmap, addr, len); }
+void *lof__os_shmat(int shmid, const void *addr, int flags) {
+  return (void *)syscall(SYS_shmat, shmid, addr, flags);
+}
+int lof__os_shmdt(const void *addr) { return (int)syscall(SYS_shmdt, addr); }
+size_t lof__os_shm_size(int shmid) {
+  struct shmid_ds ds;
+  int saved = errno;
+  long r = syscall(SYS_shmctl, shmid, IPC_STAT, &ds);
+  errno = saved;
+  return r == 0 ? ds.shm_segsz : 0;
+}
+long lof__os_fs_type(int fd) {
+  struct statfs sfs;
+  int saved = errno;
+  long r = syscall(SYS_fstatfs, fd, &sfs);
+  errno = saved;
+  return r == 0 ? (long)sfs.f_type : 0;
+}
 
 /* ---- /proc readers ------------------------------------------------------ */
 
