@@ -541,10 +541,33 @@ int lof__os_purge(void *addr, size_t len, bool relock) {
   return rc;
 }
 
+/* All or nothing for the lock: the unlock comes last, so a failure of any
+ * step leaves the range locked, charged and accessible, as the caller's
+ * counters still have it (an unlock that succeeded before a failed step
+ * used to leave the range unlocked while the stats counted it locked:
+ * VmLck below locked_range, found by the fault sweep).  Where the kernel
+ * has MADV_DONTNEED_LOCKED the pages go first, while the range is locked;
+ * before 5.18 they go after the unlock, where a refused madvise is
+ * harmless (the range is already unlocked and inaccessible: its pages are
+ * reclaimable, and the next commit maps fresh zero pages over them). */
 int lof__os_decommit(void *addr, size_t len) {
-  if (os_munlock(addr, len) != 0) return -1;
-  if (os_madvise(addr, len, MADV_DONTNEED) != 0) return -1;
-  return os_mprotect(addr, len, PROT_NONE);
+  bool dropped_first = os_dontneed_locked && !lof__os_force_legacy_purge;
+  if (dropped_first && os_madvise(addr, len, MADV_DONTNEED_LOCKED) != 0) return -1;
+  if (os_mprotect(addr, len, PROT_NONE) != 0) return -1;
+  if (os_munlock(addr, len) != 0) {
+    int err = errno;
+    /* back to committed (a second refusal here, which no sweep run makes,
+     * would leave it locked but inaccessible) */
+    os_mprotect(addr, len, PROT_READ | PROT_WRITE);
+    errno = err;
+    return -1;
+  }
+  if (!dropped_first) {
+    int saved = errno;
+    os_madvise(addr, len, MADV_DONTNEED);
+    errno = saved;
+  }
+  return 0;
 }
 
 int lof__os_lock_onfault(void *addr, size_t len) {

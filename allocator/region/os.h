@@ -99,7 +99,9 @@ LOF_HIDDEN int lof__os_commit_unlocked(void *addr, size_t len);
 LOF_HIDDEN int lof__os_purge(void *addr, size_t len, bool relock);
 
 /* Return a committed range to the reserved state: unlocked (uncharged),
- * PROT_NONE, pages dropped.  Adjacent reserved VMAs merge again. */
+ * PROT_NONE, pages dropped.  Adjacent reserved VMAs merge again.  -1 on
+ * failure, with the range still committed, accessible and locked as it was
+ * (its pages may be gone: it must hold no live data). */
 LOF_HIDDEN int lof__os_decommit(void *addr, size_t len);
 
 /* Lock an already committed range on fault (after fork; pages already
