@@ -10,7 +10,7 @@
 # programs), a warning-clean clang build with its unit tests, ASan, TSan and
 # UBSan builds with their tests, the kernel harness (make check-kernel: both
 # kernels built, cached and booted under QEMU), a short stress-ng soak on
-# liblofalloc, and make distcheck.
+# liblofalloc, 60 s of libFuzzer (make fuzz), and make distcheck.
 # Before any build: tools/deps.sh installs tools/deps.list's packages and
 # tools/preflight checks every command in it (a missing one is named with
 # its package); in test mode tools/check-tools.sh checks the summary and the
@@ -78,6 +78,9 @@ kernel_harness() { # full log in _build/kernel-check.log; its results shown here
 }
 step "kernel harness" kernel_harness
 step "stress-ng soak" "$top/tests/soak/stress-ng-soak.sh" "$top/_build/gcc"
+# libFuzzer (clang's, from deps.list) on the malloc API for 60 s, in its own
+# clang + ASan build (tests/fuzz/fuzz.sh); execs and coverage are printed
+step "fuzz (60 s)" make -C _build/gcc fuzz FUZZ_TIME=60
 # distcheck checks the packaging (dist contents, VPATH build, install and
 # uninstall with DESTDIR); the full suite already ran above, so its inner
 # make check runs the unit tests only.

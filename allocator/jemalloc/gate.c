@@ -15,15 +15,12 @@
  * lof_je_stats_print.  Nothing here allocates or takes a lock.
  */
 #include <errno.h>
-#include <linux/capability.h>
 #include <stdatomic.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include "je.h"
 #include "options.h"
+#include "os.h"
 #include "region.h"
 
 static _Atomic(int) gate_budget_state; /* 0 unknown, 1 free, 2 budgeted */
@@ -36,18 +33,12 @@ bool lof__je_lock_budgeted(void) {
   int state = atomic_load_explicit(&gate_budget_state, memory_order_relaxed);
   if (LOF_LIKELY(state != 0)) return state == 2;
   bool budgeted = true;
-  struct rlimit rl;
-  if (lof__option(LOF_OPT_MAX_LOCKED) != 0) {
+  if (lof__option(LOF_OPT_MAX_LOCKED) != 0)
     budgeted = true;
-  } else if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur == RLIM_INFINITY) {
+  else if (lof__os_memlock_limit() == UINT64_MAX)
     budgeted = false;
-  } else {
-    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
-    struct __user_cap_data_struct data[2];
-    memset(data, 0, sizeof data);
-    if (syscall(SYS_capget, &hdr, data) == 0)
-      budgeted = !(data[CAP_TO_INDEX(CAP_IPC_LOCK)].effective & CAP_TO_MASK(CAP_IPC_LOCK));
-  }
+  else
+    budgeted = !lof__os_have_ipc_lock();
   atomic_store(&gate_budget_state, budgeted ? 2 : 1);
   return budgeted;
 }

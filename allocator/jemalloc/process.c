@@ -38,7 +38,6 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "je.h"
@@ -142,7 +141,7 @@ static bool process_adopt(void *p, size_t len) {
 
 static void *process_mmap(void *addr, size_t len, int prot, int flags, int fd,
                           off_t off, const void *caller) {
-  void *p = (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+  void *p = lof__os_mmap_as_is(addr, len, prot, flags, fd, off);
   if (p == MAP_FAILED ||
       (flags & (MAP_ANONYMOUS | MAP_PRIVATE)) != (MAP_ANONYMOUS | MAP_PRIVATE) ||
       (prot & (PROT_READ | PROT_WRITE)) != (PROT_READ | PROT_WRITE) ||
@@ -152,7 +151,7 @@ static void *process_mmap(void *addr, size_t len, int prot, int flags, int fd,
   /* jemalloc's first mapping comes before its own pthread_atfork call */
   lof__je_fork_register_early();
   if (!process_adopt(p, len)) {
-    syscall(SYS_munmap, p, len);
+    lof__os_munmap_as_is(p, len);
     errno = ENOMEM;
     return MAP_FAILED;
   }

@@ -316,6 +316,9 @@ LOF_EXPORT void *lof_reallocarray(void *p, size_t n, size_t size) {
 
 static void *alloc_aligned(size_t align, size_t size) {
   if (align <= LOF_MIN_ALIGN) return lof_malloc(size);
+  /* size 0 is a minimal block, as malloc(0): a large span of 0 pages broke
+   * the segment's tiling (memalign(64 KiB, 0), found by tests/fuzz) */
+  if (size == 0) size = 1;
   if (size > SIZE_MAX - align) {
     errno = ENOMEM;
     return NULL;

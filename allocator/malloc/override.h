@@ -34,7 +34,7 @@ size_t malloc_usable_size(void *p) LOF_ALIAS(lof_malloc_usable_size);
 int malloc_trim(size_t pad) LOF_ALIAS(lof_malloc_trim);
 int mallopt(int param, int value) LOF_ALIAS(lof_mallopt);
 struct mallinfo2 mallinfo2(void) LOF_ALIAS(lof_mallinfo2);
-void malloc_stats(void) LOF_ALIAS(lof_malloc_stats);
+/* malloc_stats and malloc_info: glibc's layout, in mstats.c */
 void cfree(void *p) LOF_ALIAS(lof_free);
 
 /* glibc-internal names some programs (and glibc itself) call directly. */

@@ -34,6 +34,12 @@ LOF_HIDDEN size_t lof__arena_decay_locked(lof_arena_t *a, uint64_t now, bool for
   int saved = errno;
 
   a->last_decay_ms = now;
+  /* Runs whose decommit the kernel refused: they go back dirty, after the
+   * rounds (so that a forced purge does not retry them at once), and the
+   * next decay retries them: inserted clean they would stay committed and
+   * charged until reused (found by the fault sweep, tests/faults). */
+  lof_span_t *retry[LOF_PURGE_BATCH];
+  unsigned nretry = 0;
   for (int round = 0; round < 1024; round++) {
     lof_span_t *batch[LOF_PURGE_BATCH];
     unsigned nb = 0;
@@ -49,13 +55,16 @@ LOF_HIDDEN size_t lof__arena_decay_locked(lof_arena_t *a, uint64_t now, bool for
     }
     if (nb == 0) break;
     pthread_mutex_unlock(&a->lock);
-    bool ok[LOF_PURGE_BATCH];
+    bool ok[LOF_PURGE_BATCH], refused[LOF_PURGE_BATCH];
     for (unsigned i = 0; i < nb; i++) {
       lof_segment_t *seg = lof__segment_of(batch[i]);
       size_t first = lof__span_index(seg, batch[i]), end = first + batch[i]->npages;
       size_t top = atomic_load_explicit(&seg->committed_pages, memory_order_relaxed);
       size_t trimmed = end >= top ? lof__segment_trim(seg, first) : 0;
-      if (trimmed) {
+      refused[i] = end >= top && first < top && trimmed == 0;
+      if (refused[i]) {
+        ok[i] = false;
+      } else if (trimmed) {
         /* The run reaches the top of the committed prefix: decommitted,
          * its pages leave RAM and the lock charge. */
         ok[i] = true;
@@ -86,10 +95,14 @@ LOF_HIDDEN size_t lof__arena_decay_locked(lof_arena_t *a, uint64_t now, bool for
     pthread_mutex_lock(&a->lock);
     for (unsigned i = 0; i < nb; i++) {
       batch[i]->zero = ok[i];
-      lof__arena_insert_locked(a, batch[i], ok[i], now);
+      if (refused[i] && nretry < LOF_PURGE_BATCH)
+        retry[nretry++] = batch[i];
+      else
+        lof__arena_insert_locked(a, batch[i], ok[i], now);
     }
     if (!force && nb < LOF_PURGE_BATCH) break;
   }
+  for (unsigned i = 0; i < nretry; i++) lof__arena_insert_locked(a, retry[i], false, now);
   errno = saved;
   return total;
 }

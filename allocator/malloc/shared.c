@@ -30,8 +30,6 @@
 #include <stdatomic.h>
 #include <sys/mman.h>
 #include <sys/shm.h>
-#include <sys/statfs.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -116,18 +114,17 @@ static bool shared_wanted(int prot, int flags, int fd) {
       (flags & MAP_HUGETLB))
     return false;
   if (flags & MAP_ANONYMOUS) return true;
-  struct statfs sfs;
-  return fd >= 0 && fstatfs(fd, &sfs) == 0 && sfs.f_type == SHARED_TMPFS_MAGIC;
+  return fd >= 0 && lof__os_fs_type(fd) == SHARED_TMPFS_MAGIC;
 }
 
 static void *shared_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
-  void *p = (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+  void *p = lof__os_mmap_as_is(addr, len, prot, flags, fd, off);
   if (p == MAP_FAILED) return p;
   int saved = errno;
   if ((flags & MAP_FIXED) && atomic_load_explicit(&shared_count, memory_order_relaxed))
     shared_forget(p, len); /* whatever was there is gone */
   if (shared_enabled() && shared_wanted(prot, flags, fd) && shared_track(p, len) != 0) {
-    syscall(SYS_munmap, p, len);
+    lof__os_munmap_as_is(p, len);
     errno = ENOMEM;
     return MAP_FAILED;
   }
@@ -144,7 +141,7 @@ void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
 }
 
 int munmap(void *addr, size_t len) {
-  int r = (int)syscall(SYS_munmap, addr, len);
+  int r = lof__os_munmap_as_is(addr, len);
   if (r == 0 && atomic_load_explicit(&shared_count, memory_order_relaxed)) {
     int saved = errno;
     shared_forget(addr, len);
@@ -154,15 +151,14 @@ int munmap(void *addr, size_t len) {
 }
 
 void *shmat(int shmid, const void *addr, int flags) {
-  void *p = (void *)syscall(SYS_shmat, shmid, addr, flags);
+  void *p = lof__os_shmat(shmid, addr, flags);
   if (p == (void *)-1) return p;
   int saved = errno;
-  struct shmid_ds ds;
-  if (shared_enabled() && !(flags & SHM_RDONLY) &&
-      syscall(SYS_shmctl, shmid, IPC_STAT, &ds) == 0 && ds.shm_segsz > 0) {
-    if ((flags & SHM_REMAP) && atomic_load(&shared_count)) shared_forget(p, ds.shm_segsz);
-    if (shared_track(p, ds.shm_segsz) != 0) {
-      syscall(SYS_shmdt, p);
+  size_t segsz = 0;
+  if (shared_enabled() && !(flags & SHM_RDONLY) && (segsz = lof__os_shm_size(shmid)) > 0) {
+    if ((flags & SHM_REMAP) && atomic_load(&shared_count)) shared_forget(p, segsz);
+    if (shared_track(p, segsz) != 0) {
+      lof__os_shmdt(p);
       errno = ENOMEM;
       return (void *)-1;
     }
@@ -179,7 +175,7 @@ int shmdt(const void *addr) {
       if (shared_ranges[i].start == (uintptr_t)addr) len = shared_ranges[i].len;
     pthread_mutex_unlock(&shared_lock);
   }
-  int r = (int)syscall(SYS_shmdt, addr);
+  int r = lof__os_shmdt(addr);
   if (r == 0 && len) {
     int saved = errno;
     shared_forget(addr, len);

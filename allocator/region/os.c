@@ -1,7 +1,8 @@
 /*
  * os.c -- the OS layer: every system call of the region layer (mmap,
  * mprotect, mlock2, munlock, madvise, mremap, munmap, memfd_create, capget,
- * prlimit) and the two readers of /proc the allocator needs (a mapping's
+ * prlimit, shmat, shmdt, shmctl, fstatfs, and the program's own mmap and
+ * munmap passed through by the interposed names) and the two readers of /proc the allocator needs (a mapping's
  * VmFlags; Rss/Locked sums over the heap).  Contracts are in os.h.  Nothing
  * here allocates or takes a lock.
  *
@@ -17,6 +18,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/shm.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -113,6 +116,31 @@ LOF_HIDDEN ssize_t lof__os_read(int fd, void *buf, size_t len) {
   return (ssize_t)syscall(SYS_read, fd, buf, len);
 }
 LOF_HIDDEN void lof__os_close(int fd) { syscall(SYS_close, fd); }
+
+/* ---- the program's own calls, passed through ---------------------------- */
+
+void *lof__os_mmap_as_is(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
+  return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+}
+int lof__os_munmap_as_is(void *addr, size_t len) { return (int)syscall(SYS_munmap, addr, len); }
+void *lof__os_shmat(int shmid, const void *addr, int flags) {
+  return (void *)syscall(SYS_shmat, shmid, addr, flags);
+}
+int lof__os_shmdt(const void *addr) { return (int)syscall(SYS_shmdt, addr); }
+size_t lof__os_shm_size(int shmid) {
+  struct shmid_ds ds;
+  int saved = errno;
+  long r = syscall(SYS_shmctl, shmid, IPC_STAT, &ds);
+  errno = saved;
+  return r == 0 ? ds.shm_segsz : 0;
+}
+long lof__os_fs_type(int fd) {
+  struct statfs sfs;
+  int saved = errno;
+  long r = syscall(SYS_fstatfs, fd, &sfs);
+  errno = saved;
+  return r == 0 ? (long)sfs.f_type : 0;
+}
 
 /* ---- /proc readers ------------------------------------------------------ */
 
@@ -513,10 +541,33 @@ int lof__os_purge(void *addr, size_t len, bool relock) {
   return rc;
 }
 
+/* All or nothing for the lock: the unlock comes last, so a failure of any
+ * step leaves the range locked, charged and accessible, as the caller's
+ * counters still have it (an unlock that succeeded before a failed step
+ * used to leave the range unlocked while the stats counted it locked:
+ * VmLck below locked_range, found by the fault sweep).  Where the kernel
+ * has MADV_DONTNEED_LOCKED the pages go first, while the range is locked;
+ * before 5.18 they go after the unlock, where a refused madvise is
+ * harmless (the range is already unlocked and inaccessible: its pages are
+ * reclaimable, and the next commit maps fresh zero pages over them). */
 int lof__os_decommit(void *addr, size_t len) {
-  if (os_munlock(addr, len) != 0) return -1;
-  if (os_madvise(addr, len, MADV_DONTNEED) != 0) return -1;
-  return os_mprotect(addr, len, PROT_NONE);
+  bool dropped_first = os_dontneed_locked && !lof__os_force_legacy_purge;
+  if (dropped_first && os_madvise(addr, len, MADV_DONTNEED_LOCKED) != 0) return -1;
+  if (os_mprotect(addr, len, PROT_NONE) != 0) return -1;
+  if (os_munlock(addr, len) != 0) {
+    int err = errno;
+    /* back to committed (a second refusal here, which no sweep run makes,
+     * would leave it locked but inaccessible) */
+    os_mprotect(addr, len, PROT_READ | PROT_WRITE);
+    errno = err;
+    return -1;
+  }
+  if (!dropped_first) {
+    int saved = errno;
+    os_madvise(addr, len, MADV_DONTNEED);
+    errno = saved;
+  }
+  return 0;
 }
 
 int lof__os_lock_onfault(void *addr, size_t len) {

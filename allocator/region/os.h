@@ -99,7 +99,9 @@ LOF_HIDDEN int lof__os_commit_unlocked(void *addr, size_t len);
 LOF_HIDDEN int lof__os_purge(void *addr, size_t len, bool relock);
 
 /* Return a committed range to the reserved state: unlocked (uncharged),
- * PROT_NONE, pages dropped.  Adjacent reserved VMAs merge again. */
+ * PROT_NONE, pages dropped.  Adjacent reserved VMAs merge again.  -1 on
+ * failure, with the range still committed, accessible and locked as it was
+ * (its pages may be gone: it must hold no live data). */
 LOF_HIDDEN int lof__os_decommit(void *addr, size_t len);
 
 /* Lock an already committed range on fault (after fork; pages already
@@ -144,6 +146,21 @@ LOF_HIDDEN void *lof__os_map_sparse(size_t len);
  * with MAP_LOCKONFAULT (only for the MAP_LOCKONFAULT backend), accounted as
  * glibc's mmap is. */
 LOF_HIDDEN void *lof__os_map_whole_locked(size_t len);
+
+/* Pass-through calls for the interposed mmap, mmap64, munmap, shmat and
+ * shmdt that liblofalloc and liblofalloc-jemalloc-process export (the
+ * program's own calls, made as the program asked, raw so that no other
+ * interposer sees them twice; no fault injection).  Results and errno as the
+ * libc calls; lof__os_shm_size is IPC_STAT's shm_segsz, 0 on failure. */
+LOF_HIDDEN void *lof__os_mmap_as_is(void *addr, size_t len, int prot, int flags, int fd,
+                                    off_t off);
+LOF_HIDDEN int lof__os_munmap_as_is(void *addr, size_t len);
+LOF_HIDDEN void *lof__os_shmat(int shmid, const void *addr, int flags);
+LOF_HIDDEN int lof__os_shmdt(const void *addr);
+LOF_HIDDEN size_t lof__os_shm_size(int shmid);
+
+/* The filesystem type (statfs f_type) of an open file; 0 on failure. */
+LOF_HIDDEN long lof__os_fs_type(int fd);
 
 /* Populate [addr, addr+len) for writing, contents unchanged (a locked range's
  * pages become resident and locked now).  -1 + EINVAL before Linux 5.14. */

@@ -560,9 +560,8 @@ int lof__region_decommit(lof_region_t *r, void *addr, size_t len) {
   size_t first = PAGES((uintptr_t)addr - r->base), n = PAGES(len);
   size_t committed = bits_count(r->committed_bits, first, n);
   size_t locked = bits_count_locked(r, first, n);
-  /* On a failure the range may be half done (unlocked but still
-   * accessible): the counters keep it as it was, as the kernel still maps
-   * it, and the caller keeps it committed. */
+  /* On a failure the range is as it was (os.h): the counters keep it and
+   * the caller keeps it committed. */
   if (lof__os_decommit(addr, len) != 0) return -1;
   bits_clear(r->committed_bits, first, n);
   bits_clear(r->unlocked_bits, first, n);
