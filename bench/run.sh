@@ -24,7 +24,7 @@ while getopts r:t: o; do
   case $o in r) reps=$OPTARG ;; t) threads=$OPTARG ;; *) exit 2 ;; esac
 done
 shift $((OPTIND - 1))
-workloads=${*:-churn server prodcons realloc longlived sparse}
+workloads=${*:-churn server prodcons realloc longlived sparse handoff handoff5k prod64 pool linked bignum bigchurn}
 
 [ -x "$LOFBENCH" ] || { echo "run.sh: $LOFBENCH not built (make -C bench lofbench)"; exit 1; }
 [ -f "$LOFALLOC_LIB" ] || { echo "run.sh: $LOFALLOC_LIB not built"; exit 1; }
@@ -69,7 +69,7 @@ done
 # the table
 printf '\n%-10s' workload
 for c in $configs; do printf ' %16s' "${c%%:*}"; done
-printf ' | %9s %9s %9s %9s\n' t/free t/locked rss/free rss/lckd
+printf ' | %9s %9s %9s %9s %7s\n' t/free t/locked rss/free rss/lckd spread
 for w in $workloads; do
   printf '%-10s' "$w"
   for c in $configs; do
@@ -92,7 +92,10 @@ for w in $workloads; do
     function mn(s,  a, n, i, m) { n = split(s, a, " "); m = ""; for (i = 1; i <= n; i++) if (a[i] != "inf" && a[i] > 0 && (m == "" || a[i] + 0 < m + 0)) m = a[i]; return m }
     { split($0, part, "min:"); split(part[1], h, " ");
       tf = mn(part[2]); tl = mn(part[3]); rf = mn(part[4]); rl = mn(part[5]);
-      printf " | %8.2fx %8.2fx %8.2fx %8.2fx\n", h[2] / tf, h[2] / tl, h[3] / rf, h[3] / rl }' |
+      printf " | %8.2fx %8.2fx %8.2fx %8.2fx", h[2] / tf, h[2] / tl, h[3] / rf, h[3] / rl }' |
+    tee -a "$tmp/ratios"
+  # lofalloc's spread between runs: (max - min) / median of its times
+  sort -n "$tmp/$w.lofalloc.t" | awk -v m="$lt" '{a[NR]=$1} END { printf " %6.0f%%\n", m > 0 ? 100 * (a[NR] - a[1]) / m : 0 }' |
     tee -a "$tmp/ratios"
 done
 awk -F'|' '{ split($2, r, " "); for (i = 1; i <= 4; i++) { sub("x", "", r[i]); s[i] += log(r[i]) } n++ }
