@@ -14,8 +14,24 @@
  *   realloc   buffers grown by realloc in small steps from 16 B to 1 MiB
  *   longlived 200k live objects of mixed sizes (16 B - 8 KiB), random replacement
  *   sparse    64 MiB calloc'ed blocks with 1% of their pages touched, freed
+ * The patterns of issue #14 (programs lofalloc was not tuned for):
+ *   handoff   T threads each keep a table of live blocks (10-1000 B), free a
+ *             random one and allocate another; every so often a thread hands
+ *             its table to a new thread, which frees what the old one allocated
+ *   handoff5k the same with sizes 5-5000 B
+ *   prod64    one producer allocates 64 B blocks, T-1 consumers free them
+ *   pool      T threads free and refill slices of a shared pool of mixed
+ *             small objects, in bursts of ~2000 under the slice's lock
+ *   linked    T threads build linked lists and trees of small nodes and drop
+ *             them in another order than they were built
+ *   bignum    single thread, arbitrary-precision arithmetic: short-lived
+ *             limb arrays of growing sizes
+ *   bigchurn  single thread, blocks of 5-25 MiB, each written and freed,
+ *             four live at a time
  */
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -211,9 +227,283 @@ static void run_threads(void *(*fn)(void *), int n) {
   for (int i = 0; i < n; i++) pthread_join(t[i], NULL);
 }
 
+/* ---- handoff: tables of live blocks passed to new threads ------------------ */
+typedef struct handoff {
+  void **table;
+  int gen;                     /* how many threads this table has seen */
+  uint64_t seed;
+  size_t lo, span;             /* sizes lo .. lo + span - 1 */
+} handoff_t;
+enum { HO_LIVE = 4000, HO_OPS = 50000, HO_GENS = 10 };
+
+static void *handoff_worker(void *arg) {
+  handoff_t *t = arg;
+  uint64_t sum = 0;
+  for (long i = 0; i < HO_OPS; i++) {
+    unsigned k = (unsigned)(rnd(&t->seed) % HO_LIVE);
+    if (t->table[k]) sum += *(unsigned char *)t->table[k];
+    free(t->table[k]);
+    size_t n = t->lo + rnd(&t->seed) % t->span;
+    unsigned char *p = malloc(n);
+    p[0] = (unsigned char)n;
+    t->table[k] = p;
+  }
+  checksum += sum;
+  if (++t->gen < HO_GENS) { /* hand the table over: the next thread frees these */
+    pthread_t next;
+    pthread_create(&next, NULL, handoff_worker, t);
+    pthread_detach(next);
+  } else {
+    for (int k = 0; k < HO_LIVE; k++) free(t->table[k]);
+    free(t->table);
+    __atomic_store_n(&t->table, NULL, __ATOMIC_RELEASE);
+  }
+  return NULL;
+}
+
+static void handoff(size_t lo, size_t hi) {
+  handoff_t t[32];
+  for (int i = 0; i < nthreads; i++) {
+    t[i] = (handoff_t){ calloc(HO_LIVE, sizeof(void *)), 0, 77 + (uint64_t)i, lo, hi - lo + 1 };
+    pthread_t th;
+    pthread_create(&th, NULL, handoff_worker, &t[i]);
+    pthread_detach(th);
+  }
+  for (;;) { /* the last generation frees the table */
+    int done = 1;
+    for (int i = 0; i < nthreads; i++)
+      if (__atomic_load_n(&t[i].table, __ATOMIC_ACQUIRE) != NULL) done = 0;
+    if (done) break;
+    struct timespec ts = { 0, 1000000 };
+    nanosleep(&ts, NULL);
+  }
+}
+
+/* ---- prod64: one producer, T-1 consumers, 64 B blocks ---------------------- */
+#define P64_ITEMS 3000000
+static void *prod64_consumer(void *arg) {
+  ring_t *r = &rings[(intptr_t)arg];
+  uint64_t sum = 0;
+  for (;;) {
+    uint64_t tail = r->tail;
+    while (tail == atomic_load_explicit(&r->head, memory_order_acquire)) sched_yield();
+    unsigned char *p = r->slot[tail % 4096];
+    atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
+    if (p == NULL) break; /* the end */
+    sum += p[0];
+    free(p);
+  }
+  checksum += sum;
+  return NULL;
+}
+
+static void prod64(void) {
+  int nc = nthreads - 1;
+  pthread_t t[32];
+  for (int i = 0; i < nc; i++) pthread_create(&t[i], NULL, prod64_consumer, (void *)(intptr_t)i);
+  for (uint64_t i = 0; i < P64_ITEMS + (uint64_t)nc; i++) {
+    ring_t *r = &rings[i % (uint64_t)nc];
+    unsigned char *p = NULL;
+    if (i < P64_ITEMS) {
+      p = malloc(64);
+      p[0] = (unsigned char)i;
+    }
+    uint64_t head = r->head;
+    while (head - atomic_load_explicit(&r->tail, memory_order_acquire) >= 4096) sched_yield();
+    r->slot[head % 4096] = p;
+    atomic_store_explicit(&r->head, head + 1, memory_order_release);
+  }
+  for (int i = 0; i < nc; i++) pthread_join(t[i], NULL);
+}
+
+/* ---- pool: a shared pool refilled in bursts ------------------------------- */
+enum { POOL_SLICES = 64, POOL_SLICE = 2048, POOL_BURSTS = 150 };
+typedef struct pool_slice {
+  pthread_mutex_t lock;
+  void *obj[POOL_SLICE];
+} pool_slice_t;
+static pool_slice_t pool_slices[POOL_SLICES];
+
+static void *pool_worker(void *arg) {
+  uint64_t s = 500 + (uint64_t)(intptr_t)arg, sum = 0;
+  for (int b = 0; b < POOL_BURSTS; b++) {
+    pool_slice_t *sl = &pool_slices[rnd(&s) % POOL_SLICES];
+    pthread_mutex_lock(&sl->lock);
+    for (int i = 0; i < POOL_SLICE; i++) {
+      free(sl->obj[i]); /* whoever allocated it */
+      uint64_t r = rnd(&s) % 100;
+      size_t n = r < 70 ? 8 + rnd(&s) % 120 : r < 95 ? 128 + rnd(&s) % 384 : 512 + rnd(&s) % 3584;
+      unsigned char *p = malloc(n);
+      p[0] = (unsigned char)n;
+      sum += p[0]; /* deterministic: the burst's own blocks */
+      sl->obj[i] = p;
+    }
+    pthread_mutex_unlock(&sl->lock);
+  }
+  checksum += sum;
+  return NULL;
+}
+
+static void pool(void) {
+  for (int i = 0; i < POOL_SLICES; i++) pthread_mutex_init(&pool_slices[i].lock, NULL);
+  run_threads(pool_worker, nthreads);
+  for (int i = 0; i < POOL_SLICES; i++)
+    for (int j = 0; j < POOL_SLICE; j++) free(pool_slices[i].obj[j]);
+}
+
+/* ---- linked: build and drop lists and trees -------------------------------- */
+typedef struct node {
+  struct node *next, *left, *right;
+  uint64_t key;
+} node_t;
+
+static node_t *tree_insert(node_t *t, node_t *n) {
+  node_t **at = &t;
+  while (*at) at = n->key < (*at)->key ? &(*at)->left : &(*at)->right;
+  *at = n;
+  return t;
+}
+
+static void tree_drop(node_t *t, uint64_t *sum) { /* post-order: not the build order */
+  while (t) {
+    tree_drop(t->right, sum);
+    node_t *l = t->left;
+    *sum += t->key & 0xff;
+    free(t);
+    t = l;
+  }
+}
+
+static void *linked_worker(void *arg) {
+  uint64_t s = 900 + (uint64_t)(intptr_t)arg, sum = 0;
+  for (int round = 0; round < 5; round++) {
+    int n = 20000 + (int)(rnd(&s) % 40000);
+    node_t *list = NULL, *tree = NULL;
+    for (int i = 0; i < n; i++) {
+      size_t extra = rnd(&s) % 96;   /* nodes of 32..127 B */
+      node_t *x = malloc(sizeof(node_t) + extra);
+      x->key = rnd(&s);
+      x->left = x->right = NULL;
+      if (x->key & 1) {
+        x->next = list;
+        list = x;
+      } else {
+        tree = tree_insert(tree, x);
+      }
+    }
+    /* the list from its middle outwards: every other node, then the rest */
+    node_t *keep = NULL;
+    for (node_t *x = list, *nx; x; x = nx) {
+      nx = x->next;
+      if (x->key & 2) {
+        sum += x->key & 0xff;
+        free(x);
+      } else {
+        x->next = keep;
+        keep = x;
+      }
+    }
+    tree_drop(tree, &sum);
+    for (node_t *x = keep, *nx; x; x = nx) {
+      nx = x->next;
+      sum += x->key & 0xff;
+      free(x);
+    }
+  }
+  checksum += sum;
+  return NULL;
+}
+
+/* ---- bignum: arbitrary-precision arithmetic ------------------------------- */
+typedef struct big {
+  size_t n;          /* limbs in use */
+  uint32_t limb[];   /* little-endian base 2^32 */
+} big_t;
+
+static big_t *big_new(size_t n) {
+  big_t *b = malloc(sizeof(big_t) + n * sizeof(uint32_t));
+  b->n = n;
+  return b;
+}
+
+static big_t *big_add(const big_t *a, const big_t *b) {
+  if (a->n < b->n) { const big_t *t = a; a = b; b = t; }
+  big_t *r = big_new(a->n + 1);
+  uint64_t c = 0;
+  for (size_t i = 0; i < a->n; i++) {
+    c += (uint64_t)a->limb[i] + (i < b->n ? b->limb[i] : 0);
+    r->limb[i] = (uint32_t)c;
+    c >>= 32;
+  }
+  r->limb[a->n] = (uint32_t)c;
+  if (c == 0) r->n--;
+  return r;
+}
+
+static big_t *big_mul_small(const big_t *a, uint32_t m) {
+  big_t *r = big_new(a->n + 1);
+  uint64_t c = 0;
+  for (size_t i = 0; i < a->n; i++) {
+    c += (uint64_t)a->limb[i] * m;
+    r->limb[i] = (uint32_t)c;
+    c >>= 32;
+  }
+  r->limb[a->n] = (uint32_t)c;
+  if (c == 0) r->n--;
+  return r;
+}
+
+static void bignum(void) {
+  uint64_t s = 5, sum = 0;
+  for (int round = 0; round < 2500; round++) {
+    /* a Fibonacci-like recurrence with a multiplier: every step allocates
+     * temporaries and frees the operands, sizes grow to ~400 limbs */
+    big_t *a = big_new(1), *b = big_new(1);
+    a->limb[0] = 1;
+    b->limb[0] = (uint32_t)(rnd(&s) | 1);
+    int steps = 200 + (int)(rnd(&s) % 800);
+    for (int i = 0; i < steps; i++) {
+      big_t *t = big_mul_small(b, (uint32_t)(3 + rnd(&s) % 5));
+      big_t *u = big_add(a, t);
+      free(t);
+      free(a);
+      a = b;
+      b = u;
+      if (b->n > 400) { /* keep the numbers bounded: drop the low half */
+        big_t *h = big_new(b->n / 2);
+        memcpy(h->limb, b->limb + b->n - h->n, h->n * sizeof(uint32_t));
+        free(b);
+        b = h;
+      }
+    }
+    sum += b->limb[0] + a->n;
+    free(a);
+    free(b);
+  }
+  checksum += sum;
+}
+
+/* ---- bigchurn: big blocks written and freed -------------------------------- */
+static void bigchurn(void) {
+  enum { LIVE = 4, ITERS = 60 };
+  unsigned char *live[LIVE] = {0};
+  size_t len[LIVE] = {0};
+  uint64_t s = 17, sum = 0;
+  for (int i = 0; i < ITERS; i++) {
+    int k = i % LIVE;
+    if (live[k]) sum += live[k][len[k] / 2];
+    free(live[k]);
+    len[k] = ((size_t)5 << 20) + rnd(&s) % ((size_t)20 << 20);
+    live[k] = malloc(len[k]);
+    memset(live[k], i & 0xff, len[k]);
+  }
+  for (int k = 0; k < LIVE; k++) free(live[k]);
+  checksum += sum;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
-    fprintf(stderr, "usage: lofbench churn|server|prodcons|realloc|longlived|sparse [threads]\n");
+    fprintf(stderr, "usage: lofbench churn|server|prodcons|realloc|longlived|sparse|handoff|handoff5k|prod64|pool|linked|bignum|bigchurn [threads]\n");
     return 2;
   }
   if (argc > 2) nthreads = atoi(argv[2]);
@@ -240,6 +530,13 @@ int main(int argc, char **argv) {
   } else if (!strcmp(w, "realloc")) realloc_growth();
   else if (!strcmp(w, "longlived")) longlived();
   else if (!strcmp(w, "sparse")) sparse();
+  else if (!strcmp(w, "handoff")) handoff(10, 1000);
+  else if (!strcmp(w, "handoff5k")) handoff(5, 5000);
+  else if (!strcmp(w, "prod64")) prod64();
+  else if (!strcmp(w, "pool")) pool();
+  else if (!strcmp(w, "linked")) run_threads(linked_worker, nthreads);
+  else if (!strcmp(w, "bignum")) bignum();
+  else if (!strcmp(w, "bigchurn")) bigchurn();
   else {
     fprintf(stderr, "lofbench: unknown workload %s\n", w);
     return 2;

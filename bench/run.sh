@@ -24,13 +24,19 @@ while getopts r:t: o; do
   case $o in r) reps=$OPTARG ;; t) threads=$OPTARG ;; *) exit 2 ;; esac
 done
 shift $((OPTIND - 1))
-workloads=${*:-churn server prodcons realloc longlived sparse}
+workloads=${*:-churn server prodcons realloc longlived sparse handoff handoff5k prod64 pool linked bignum bigchurn}
 
 [ -x "$LOFBENCH" ] || { echo "run.sh: $LOFBENCH not built (make -C bench lofbench)"; exit 1; }
 [ -f "$LOFALLOC_LIB" ] || { echo "run.sh: $LOFALLOC_LIB not built"; exit 1; }
 
-peers="glibc:"
+# BENCH_PEERS="tcmalloc mimalloc" keeps only those peers (glibc jemalloc
+# tcmalloc mimalloc by default); LOFALLOC_BASE_LIB=path adds an older
+# liblofalloc as "lofbase", interleaved with the rest and not a peer.
+: "${BENCH_PEERS:=glibc jemalloc tcmalloc mimalloc}"
+peers=
+case " $BENCH_PEERS " in *" glibc "*) peers="glibc:" ;; esac
 for p in jemalloc:libjemalloc.so.2 tcmalloc:libtcmalloc_minimal.so.4 mimalloc:libmimalloc.so.2; do
+  case " $BENCH_PEERS " in *" ${p%%:*} "*) ;; *) continue ;; esac
   if [ -f "$LIBDIR/${p#*:}" ]; then
     peers="$peers ${p%%:*}:$LIBDIR/${p#*:}"
   else
@@ -38,6 +44,7 @@ for p in jemalloc:libjemalloc.so.2 tcmalloc:libtcmalloc_minimal.so.4 mimalloc:li
   fi
 done
 configs="lofalloc:$LOFALLOC_LIB:0"
+[ -n "${LOFALLOC_BASE_LIB:-}" ] && configs="$configs lofbase:$LOFALLOC_BASE_LIB:0"
 for p in $peers; do configs="$configs ${p%%:*}:${p#*:}:0 ${p%%:*}-locked:${p#*:}:1"; done
 
 tmp=$(mktemp -d)
@@ -70,7 +77,7 @@ done
 # the table
 printf '\n%-10s' workload
 for c in $configs; do printf ' %16s' "${c%%:*}"; done
-printf ' | %9s %9s %9s %9s\n' t/free t/locked rss/free rss/lckd
+printf ' | %9s %9s %9s %9s %7s\n' t/free t/locked rss/free rss/lckd spread
 for w in $workloads; do
   printf '%-10s' "$w"
   for c in $configs; do
@@ -93,7 +100,10 @@ for w in $workloads; do
     function mn(s,  a, n, i, m) { n = split(s, a, " "); m = ""; for (i = 1; i <= n; i++) if (a[i] != "inf" && a[i] > 0 && (m == "" || a[i] + 0 < m + 0)) m = a[i]; return m }
     { split($0, part, "min:"); split(part[1], h, " ");
       tf = mn(part[2]); tl = mn(part[3]); rf = mn(part[4]); rl = mn(part[5]);
-      printf " | %8.2fx %8.2fx %8.2fx %8.2fx\n", h[2] / tf, h[2] / tl, h[3] / rf, h[3] / rl }' |
+      printf " | %8.2fx %8.2fx %8.2fx %8.2fx", h[2] / tf, h[2] / tl, h[3] / rf, h[3] / rl }' |
+    tee -a "$tmp/ratios"
+  # lofalloc's spread between runs: (max - min) / median of its times
+  sort -n "$tmp/$w.lofalloc.t" | awk -v m="$lt" '{a[NR]=$1} END { printf " %6.0f%%\n", (m > 0 ? 100 * (a[NR] - a[1]) / m : 0) }' |
     tee -a "$tmp/ratios"
 done
 awk -F'|' '{ split($2, r, " "); for (i = 1; i <= 4; i++) { sub("x", "", r[i]); s[i] += log(r[i]) } n++ }
@@ -110,7 +120,7 @@ for c in $configs; do
             else printf "%-16s %12.3f %12.1f\n", n, exp(t / k), exp(m / k) }'
 done | tee "$tmp/gm"
 awk 'NR == 1 { lt = $2; lm = $3; next }
-  $2 == "-" { next }
+  $2 == "-" || $1 == "lofbase" { next }
   { lk = ($1 ~ /-locked$/) ? "l" : "f"
     if (!(lk in bt) || $2 < bt[lk]) { bt[lk] = $2; btn[lk] = $1 }
     if (!(lk in bm) || $3 < bm[lk]) { bm[lk] = $3; bmn[lk] = $1 } }

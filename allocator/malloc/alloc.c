@@ -112,11 +112,17 @@ static void free_remote(lof_span_t *s, lof_block_t *b) {
    * counters are its own rather than a contended global. */
   lof_heap_t *h = lof__heap_tls;
   if (h == &lof__heap_empty) h = lof__heap_get();
-  if (h != NULL)
-    lof__stat_small(h, s->cls, -1);
-  else
+  if (h == NULL) {
     lof__stat_global(-(int64_t)s->block_size, -1);
-  lof__span_remote_free(s, b);
+    lof__span_remote_free(s, b);
+    return;
+  }
+  /* A span whose thread exited: this thread takes it over (reclaim on
+   * free), so the rest of its blocks are freed by their owner. */
+  if (atomic_load_explicit(&s->owner, memory_order_relaxed) == 0 && lof__heap_reclaim(h, s, b))
+    return;
+  lof__stat_small(h, s->cls, -1);
+  lof__heap_remote_free(h, s, b);
 }
 
 /* Everything but the owner's plain small free: misuse reports, the double
@@ -181,8 +187,22 @@ static LOF_NOINLINE void free_perturb(void *p) {
   if (n > sizeof(lof_block_t)) memset((char *)p + sizeof(lof_block_t), (int)(pb & 0xff), n - sizeof(lof_block_t));
 }
 
+static inline __attribute__((always_inline)) void free_block(void *p);
+/* Out of line, so that the fast path makes no call and needs no frame. */
+static LOF_NOINLINE void free_perturbed(void *p) {
+  free_perturb(p);
+  free_block(p);
+}
+
 LOF_EXPORT void lof_free(void *p) {
-  if (LOF_UNLIKELY(lof__perturb)) free_perturb(p);
+  if (LOF_UNLIKELY(lof__perturb)) {
+    free_perturbed(p);
+    return;
+  }
+  free_block(p);
+}
+
+static inline __attribute__((always_inline)) void free_block(void *p) {
   lof_segment_t *seg = lof__segment_of(p);
   /* NULL takes this branch too: a segment is 4 MiB-aligned and never sits at
    * address 0, so the registry bit of unit 0 is never set. */

@@ -299,9 +299,20 @@ typedef struct lof_heap {
   _Atomic(int64_t) count;          /* large/huge: blocks malloc'ed minus freed by this thread */
   _Atomic(int64_t) small[LOF_NCLASSES]; /* small blocks of each class malloc'ed minus freed by this
                                          * thread; bytes = small[c] * lof__class_size[c] */
+  lof_span_t *rspan;               /* another heap's span whose blocks this thread freed and holds
+                                    * back (NULL: none); pushed onto its xfree in one CAS */
+  lof_block_t *rhead, *rtail;      /* ... those blocks, linked, cookies set */
+  uint32_t rcount;                 /* ... and how many (<= LOF_REMOTE_BATCH) */
   struct lof_heap *next;           /* registry of live heaps / free pool */
   struct lof_heap *prev;
 } lof_heap_t;
+
+/* A thread's frees into one span of another heap are held back and pushed
+ * together (heap.c); flushed at this many, when the next remote free is for
+ * another span, at the thread's malloc slow path, lof_purge and exit. */
+#define LOF_REMOTE_BATCH 32
+/* span->full of a span on the abandoned lists (owner 0) */
+#define LOF_FULL_ABANDONED 2
 
 #define LOF_HEAP_EMPTY_ID UINT32_MAX
 LOF_HIDDEN extern lof_heap_t lof__heap_empty;
@@ -342,6 +353,13 @@ LOF_HIDDEN lof_heap_t *lof__heap_get(void);  /* the calling thread's heap, creat
 LOF_HIDDEN void *lof__heap_alloc_slow(lof_heap_t *h, unsigned cls);
 LOF_HIDDEN void lof__heap_free_event(lof_heap_t *h, lof_span_t *s); /* used==0 or full after a local free */
 LOF_HIDDEN void lof__span_remote_free(lof_span_t *s, lof_block_t *b);
+/* A free by h of block b of s, a small span of another heap: held back in
+ * h's batch (flushed onto s->xfree in one CAS).  b's cookie is set here. */
+LOF_HIDDEN void lof__heap_remote_free(lof_heap_t *h, lof_span_t *s, lof_block_t *b);
+LOF_HIDDEN void lof__heap_remote_flush(lof_heap_t *h);
+/* b of s, s abandoned (owner 0): h adopts s and frees b as its owner.
+ * false when s is not (or no longer) on the abandoned lists. */
+LOF_HIDDEN bool lof__heap_reclaim(lof_heap_t *h, lof_span_t *s, lof_block_t *b);
 LOF_HIDDEN size_t lof__heap_collect(lof_heap_t *h);                 /* release empty spans */
 LOF_HIDDEN size_t lof__abandoned_collect(void);
 LOF_HIDDEN void lof__heaps_stats(int64_t *allocated, int64_t *count);

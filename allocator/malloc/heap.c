@@ -249,6 +249,7 @@ static lof_span_t *span_adopt(lof_heap_t *h, unsigned cls) {
   if (s != NULL) {
     list_remove(&abandoned[cls], s);
     atomic_fetch_sub_explicit(&abandoned_n[cls], 1, memory_order_relaxed);
+    s->full = 0;
     atomic_store_explicit(&s->owner, h->id, memory_order_relaxed);
   }
   pthread_mutex_unlock(&abandoned_lock);
@@ -338,6 +339,7 @@ LOF_HIDDEN void *lof__heap_alloc_slow(lof_heap_t *h, unsigned cls) {
       return NULL;
     }
   }
+  if (h->rspan != NULL) lof__heap_remote_flush(h);
   lof_span_t *s = h->cur[cls];
   if (s != &lof__span_empty) {
     if (span_has_free(s)) return span_pop(h, s);
@@ -430,9 +432,77 @@ LOF_HIDDEN void lof__span_remote_free(lof_span_t *s, lof_block_t *b) {
                                                   memory_order_release, memory_order_relaxed));
 }
 
+/* ---- remote frees, batched ---------------------------------------------- */
+
+LOF_HIDDEN void lof__heap_remote_flush(lof_heap_t *h) {
+  lof_span_t *s = h->rspan;
+  if (s == NULL) return;
+  uintptr_t head = atomic_load_explicit(&s->xfree, memory_order_relaxed);
+  do {
+    h->rtail->next = (lof_block_t *)head;
+  } while (!atomic_compare_exchange_weak_explicit(&s->xfree, &head, (uintptr_t)h->rhead,
+                                                  memory_order_release, memory_order_relaxed));
+  h->rspan = NULL;
+  h->rhead = h->rtail = NULL;
+  h->rcount = 0;
+}
+
+/* The blocks held back stay counted as used by the span's owner, so the
+ * span can be neither released nor reused while they wait: at most
+ * LOF_REMOTE_BATCH blocks of one span per thread.  Consecutive frees of a
+ * consumer mostly hit the span the producer is carving, whose descriptor
+ * line the producer writes at every malloc: one CAS per batch instead of
+ * one per block. */
+LOF_HIDDEN void lof__heap_remote_free(lof_heap_t *h, lof_span_t *s, lof_block_t *b) {
+  b->cookie = lof__block_cookie(b);
+  if (LOF_LIKELY(h->rspan == s)) {
+    b->next = h->rhead;
+    h->rhead = b;
+    if (++h->rcount >= LOF_REMOTE_BATCH) lof__heap_remote_flush(h);
+    return;
+  }
+  lof__heap_remote_flush(h);
+  b->next = NULL;
+  h->rspan = s;
+  h->rhead = h->rtail = b;
+  h->rcount = 1;
+}
+
+/* Reclaim on free: the first free into an abandoned span adopts it, so a
+ * thread that inherits another's blocks (a table handed to a new thread)
+ * frees the rest as their owner, and the span's free blocks serve its
+ * mallocs instead of waiting on the abandoned list. */
+LOF_HIDDEN bool lof__heap_reclaim(lof_heap_t *h, lof_span_t *s, lof_block_t *b) {
+  unsigned cls = s->cls;
+  if (atomic_load_explicit(&abandoned_n[cls], memory_order_relaxed) == 0) return false;
+  pthread_mutex_lock(&abandoned_lock);
+  /* b is live, so s cannot be released meanwhile; owner 0 and the mark say
+   * it is on the list (heap_abandon_list zeroes the owner before it locks) */
+  bool ok = atomic_load_explicit(&s->owner, memory_order_relaxed) == 0 && s->full == LOF_FULL_ABANDONED;
+  if (ok) {
+    list_remove(&abandoned[cls], s);
+    atomic_fetch_sub_explicit(&abandoned_n[cls], 1, memory_order_relaxed);
+    s->full = 0;
+    atomic_store_explicit(&s->owner, h->id, memory_order_relaxed);
+  }
+  pthread_mutex_unlock(&abandoned_lock);
+  if (!ok) return false;
+  span_collect(s);
+  b->cookie = lof__block_cookie(b);
+  b->next = s->free;
+  s->free = b;
+  s->used--;
+  lof__stat_small(h, cls, -1);
+  spans_append(h, s);
+  if (h->fresh[cls] == NULL && s->capacity < s->reserved) h->fresh[cls] = s;
+  if (s->used == 0) span_park_or_release(h, s);
+  return true;
+}
+
 /* Release every empty span of h (collecting remote frees first). */
 LOF_HIDDEN size_t lof__heap_collect(lof_heap_t *h) {
   size_t released = 0;
+  lof__heap_remote_flush(h);
   for (unsigned c = 0; c < LOF_NCLASSES; c++) {
     lof_span_t *next;
     for (lof_span_t *f = h->fulls[c]; f != NULL; f = next) {
@@ -466,6 +536,7 @@ LOF_HIDDEN size_t lof__abandoned_collect(void) {
       if (s->used == 0) {
         list_remove(&abandoned[c], s);
         atomic_fetch_sub_explicit(&abandoned_n[c], 1, memory_order_relaxed);
+        s->full = 0;
         span_release(s); /* abandoned_lock before arena locks: the fork order */
         released++;
       }
@@ -488,6 +559,7 @@ static void heap_abandon_list(lof_span_t **head) {
     atomic_store_explicit(&s->owner, 0, memory_order_release);
     pthread_mutex_lock(&abandoned_lock);
     list_push(&abandoned[s->cls], s);
+    s->full = LOF_FULL_ABANDONED;
     atomic_fetch_add_explicit(&abandoned_n[s->cls], 1, memory_order_relaxed);
     pthread_mutex_unlock(&abandoned_lock);
   }
@@ -496,6 +568,7 @@ static void heap_abandon_list(lof_span_t **head) {
 static void heap_thread_exit(void *arg) {
   lof_heap_t *h = arg;
   if (h == NULL || h == &lof__heap_empty) return;
+  lof__heap_remote_flush(h);
   lof__heap_tls = &lof__heap_empty; /* later mallocs of this thread make a new heap */
   for (unsigned c = 0; c < LOF_NCLASSES; c++) {
     heap_abandon_list(&h->spans[c]);

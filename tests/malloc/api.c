@@ -307,6 +307,100 @@ static void test_stats_follow(void **state) {
   assert_int_equal(b.allocated, a.allocated);
 }
 
+
+/* ---- cross-thread frees --------------------------------------------------- */
+enum { XN = 600 };
+static void *xblocks[XN];
+
+static size_t count_reused(void *const *now, void *const *before, size_t n) {
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = 0; j < n; j++)
+      if (now[i] == before[j]) {
+        k++;
+        break;
+      }
+  return k;
+}
+
+static void *alloc_xblocks(void *arg) {
+  for (int i = 0; i < XN; i++) xblocks[i] = lof_malloc((size_t)(uintptr_t)arg);
+  return NULL;
+}
+
+/* A thread allocates and exits (its spans are abandoned); this thread frees
+ * the blocks (the first free into each span adopts it: reclaim on free) and
+ * allocates again: it gets those blocks back, the heap checks clean and the
+ * stats are exact. */
+static void *reclaim_thread(void *arg) {
+  (void)arg;
+  lof_stats_t a, b;
+  if (lof_stats_get(&a, sizeof(a)) != 0) return (void *)2;
+  pthread_t t;
+  if (pthread_create(&t, NULL, alloc_xblocks, (void *)(uintptr_t)48) != 0) return (void *)3;
+  pthread_join(t, NULL);
+  void *old[XN], *now[XN];
+  memcpy(old, xblocks, sizeof old);
+  for (int i = 0; i < XN; i++) lof_free(old[i]);
+  if (lof_check() != 0) return (void *)4;
+  if (lof_stats_get(&b, sizeof(b)) != 0 || b.allocations != a.allocations) return (void *)5;
+  for (int i = 0; i < XN; i++) now[i] = lof_malloc(48);
+  size_t k = count_reused(now, old, XN);
+  for (int i = 0; i < XN; i++) lof_free(now[i]);
+  if (lof_check() != 0) return (void *)6;
+  return k >= XN / 2 ? (void *)1 : (void *)7;
+}
+
+static void test_reclaim_on_free(void **state) {
+  (void)state;
+  assert_fresh_thread_returns_1(reclaim_thread);
+}
+
+/* Blocks freed by another thread are held back in that thread's batch (at
+ * most LOF_REMOTE_BATCH = 32) and reach the owner when the batch flushes:
+ * at the latest when the freeing thread exits.  While held, the stats count
+ * them freed and the heap checks clean; after, the owner reuses them all. */
+static void *free_xblocks(void *arg) {
+  (void)arg;
+  for (int i = 0; i < XN; i++) lof_free(xblocks[i]);
+  return lof_check() == 0 ? (void *)1 : NULL;
+}
+
+static void *batch_thread(void *arg) {
+  (void)arg;
+  lof_stats_t a, b;
+  if (lof_stats_get(&a, sizeof(a)) != 0) return (void *)2;
+  alloc_xblocks((void *)(uintptr_t)64);
+  void *old[XN], *now[1];
+  memcpy(old, xblocks, sizeof old);
+  pthread_t t;
+  void *ok = NULL;
+  if (pthread_create(&t, NULL, free_xblocks, NULL) != 0) return (void *)3;
+  pthread_join(t, &ok);
+  if (ok != (void *)1) return (void *)4;
+  if (lof_stats_get(&b, sizeof(b)) != 0 || b.allocations != a.allocations) return (void *)5;
+  if (lof_check() != 0) return (void *)6;
+  /* the span had a page's worth (64 blocks) carved and never handed out */
+  static void *now2[XN + 64];
+  for (int i = 0; i < XN + 64; i++) now2[i] = lof_malloc(64);
+  size_t k = 0;
+  for (int i = 0; i < XN; i++)
+    for (int j = 0; j < XN + 64; j++)
+      if (old[i] == now2[j]) {
+        k++;
+        break;
+      }
+  for (int i = 0; i < XN + 64; i++) lof_free(now2[i]);
+  if (lof_check() != 0) return (void *)7;
+  (void)now;
+  return k == XN ? (void *)1 : (void *)8;
+}
+
+static void test_remote_batch_flushed_at_exit(void **state) {
+  (void)state;
+  assert_fresh_thread_returns_1(batch_thread);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_large_lowest_address_first), /* first: wants a fresh arena */
@@ -323,6 +417,8 @@ int main(void) {
     cmocka_unit_test(test_usable_size_every_size),
     cmocka_unit_test(test_calloc_zeroes_reused_memory),
     cmocka_unit_test(test_stats_follow),
+    cmocka_unit_test(test_reclaim_on_free),
+    cmocka_unit_test(test_remote_batch_flushed_at_exit),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

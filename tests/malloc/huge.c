@@ -3,7 +3,9 @@
  * the block is the whole mapping (metadata out of band); realloc past the
  * lock budget falls back to allocate-copy-free and keeps the data; freed
  * blocks are cached (reuse without a system call), decay, and are given back
- * by lof_purge; with a reserve they are pinned and reused without a fault.
+ * by lof_purge; with a reserve they are pinned and reused without a fault;
+ * a request no cached block fits reuses the nearest one, mremapped, and its
+ * resident pages are not faulted again (as root and unprivileged).
  */
 #include <errno.h>
 #include <malloc.h>
@@ -196,6 +198,52 @@ static int child_reserve(void) {
   _exit(flt == 0 ? 0 : 5);
 }
 
+/* A freed, fully written 8 MiB block serves a 12 MiB request (mremapped,
+ * not a fresh mapping: its 8 MiB are touched again without a fault), then a
+ * 5 MiB one whole (at most four times the request); lof_purge gives it
+ * back.  Unprivileged too, under the default 8 MiB limit, at smaller sizes. */
+static long minflt(void) {
+  struct rusage r;
+  getrusage(RUSAGE_SELF, &r);
+  return r.ru_minflt;
+}
+
+static int child_resize(bool unpriv) {
+  /* root cannot raise the hard limit: unprivileged, the default 8 MiB, so
+   * smaller blocks (the huge threshold is 4 MiB) */
+  if (unpriv && drop_ipc_lock(8 * MiB) != 0) return 20;
+  size_t first = unpriv ? 4 * MiB + 256 * 1024 : 8 * MiB, grown = unpriv ? 6 * MiB : 12 * MiB;
+  size_t small = unpriv ? 4 * MiB + 4096 : 5 * MiB;
+  char *p = lof_malloc(first);
+  if (p == NULL) return 1;
+  memset(p, 1, first);
+  lof_free(p);
+  char *q = lof_malloc(grown);
+  if (q == NULL) return 2;
+  long f0 = minflt();
+  for (size_t off = 0; off < first; off += 4096) q[off] = 2;
+  long f1 = minflt();
+  for (size_t off = first; off < grown; off += 4096) q[off] = 3;
+  if (lof_malloc_usable_size(q) < grown) return 3;
+  if (lof_check() != 0) return 4;
+  lof_free(q);
+  char *r = lof_malloc(small);
+  if (r != q || lof_malloc_usable_size(r) < grown) return 5; /* reused whole */
+  lof_free(r);
+  if (lof_purge() < grown) return 6;
+  char msg[128];
+  snprintf(msg, sizeof msg, "# %s: %zu KiB freed, reused for %zu KiB: %ld faults over its first part\n",
+           unpriv ? "unprivileged" : "root", first >> 10, grown >> 10, f1 - f0);
+  say(msg);
+  return f1 - f0 < 64 ? 0 : 7;
+}
+
+static void test_cache_resize(void **state) {
+  (void)state;
+  run_child("resize", (char *[]){NULL});
+  run_child("resize-unpriv", (char *[]){NULL});
+}
+
 static __attribute__((unused)) void test_cache(void **state) {
   (void)state;
 
@@ -215,12 +263,15 @@ int main(int argc, char **argv) {
     if (strcmp(mode, "cache") == 0) return child_cache();
     if (strcmp(mode, "decay") == 0) return child_decay();
     if (strcmp(mode, "reserve") == 0) return child_reserve();
+    if (strcmp(mode, "resize") == 0) return child_resize(false);
+    if (strcmp(mode, "resize-unpriv") == 0) return child_resize(true);
     return 99;
   }
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_alignments_up_to_1g),
     cmocka_unit_test(test_metadata_out_of_band),
     cmocka_unit_test(test_realloc_past_budget),
+    cmocka_unit_test(test_cache_resize),
 #ifndef UNDER_SANITIZER /* a sanitizer runtime makes memory system calls of its own */
     cmocka_unit_test(test_cache),
 #endif
