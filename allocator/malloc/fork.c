@@ -10,7 +10,7 @@
  *   1. segment_lock (segment.c)     2. huge_lock (huge.c)
  *   3. heaps_lock (heap.c)          4. abandoned_lock (heap.c)
  *   5. arena locks, index 0..15     6. the region layer (lof__region_prefork)
- * Each is taken with lof__fork_lock (region/forklock.h): a mutex the calling
+ * Each is taken with lof__fork_lock (common/forklock.h): a mutex the calling
  * thread already holds -- because this fork() runs in a signal handler that
  * interrupted another fork()'s handlers, or interrupted malloc or free
  * holding it -- is not taken again, so the handler does not deadlock on its
