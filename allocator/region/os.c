@@ -26,8 +26,10 @@
 #include "lofalloc-mman.h"
 #include "os.h"
 
+#ifdef LOF_TESTING
 lof_os_vmflags_fn lof__os_vmflags_hook;
 bool lof__os_force_legacy_purge;
+#endif
 static bool os_dontneed_locked = true; /* set by the probe */
 
 #define OS_RW (PROT_READ | PROT_WRITE)

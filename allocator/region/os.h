@@ -43,11 +43,22 @@ typedef struct lof_os_caps {
 /* Probe the kernel: maps, inspects and unmaps two small probe mappings. */
 LOF_HIDDEN void lof__os_probe(lof_os_caps_t *caps);
 
-/* Test seam: when set, the probe asks this function instead of
- * /proc/self/smaps for a mapping's VmFlags line (NUL-terminated, the flags
- * after "VmFlags:").  Returns 0, or -1 if the mapping was not found. */
+/* Test seams, in test builds (LOF_TESTING) only; constants elsewhere, so
+ * the shipped library carries no hook:
+ *  - lof__os_vmflags_hook: when set, the probe asks this function instead
+ *    of /proc/self/smaps for a mapping's VmFlags line (NUL-terminated, the
+ *    flags after "VmFlags:"); it returns 0, or -1 if the mapping was not
+ *    found;
+ *  - lof__os_force_legacy_purge: take the pre-5.18 purge path (munlock +
+ *    MADV_DONTNEED + mlock2). */
 typedef int (*lof_os_vmflags_fn)(const void *addr, char *buf, size_t len);
+#ifdef LOF_TESTING
 LOF_HIDDEN extern lof_os_vmflags_fn lof__os_vmflags_hook;
+LOF_HIDDEN extern bool lof__os_force_legacy_purge;
+#else
+#define lof__os_vmflags_hook ((lof_os_vmflags_fn)0)
+#define lof__os_force_legacy_purge false
+#endif
 
 /* open(path, O_RDONLY | O_CLOEXEC), read and close as raw system calls
  * (results and errno as the libc calls). */
@@ -114,9 +125,6 @@ LOF_HIDDEN int lof__os_advise(void *addr, size_t len, int advice);
 
 /* Unmap. */
 LOF_HIDDEN int lof__os_release(void *addr, size_t len);
-
-/* Test seam: force the pre-5.18 purge path (munlock + MADV_DONTNEED + mlock2). */
-LOF_HIDDEN extern bool lof__os_force_legacy_purge;
 
 /* Sum smaps fields over the VMAs that intersect [lo, hi) ranges given by
  * the callback's table; see region.c.  Fields are in bytes. */

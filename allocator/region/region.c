@@ -99,9 +99,11 @@ static void region_do_init(void) {
 
 void lof__region_init(void) { lof__once(&region_state, region_do_init); }
 
+#ifdef LOF_TESTING
 void lof__region_reset_for_test(void) {
   atomic_store(&region_state, 0);
 }
+#endif
 
 lof_backend_t lof__region_backend(void) {
   lof__region_init();

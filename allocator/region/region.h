@@ -140,8 +140,10 @@ LOF_HIDDEN void lof__region_postfork_child(void);
 LOF_HIDDEN int lof__region_lock_external(void *addr, size_t len);
 LOF_HIDDEN void lof__region_unlock_external(void *addr, size_t len, bool was_locked);
 
+#ifdef LOF_TESTING
 /* Test seam: forget the probed backend so the next call probes again (only
  * valid while no region exists). */
 LOF_HIDDEN void lof__region_reset_for_test(void);
+#endif
 
 #endif /* LOF_REGION_H */
