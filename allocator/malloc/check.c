@@ -56,7 +56,13 @@ static int check_segment(lof_arena_t *a, lof_segment_t *seg) {
       }
       break;
     }
-    case LOF_SPAN_PURGING:
+    case LOF_SPAN_PURGING: /* only while a thread purges this arena */
+      if (a->purgers == 0) {
+        lof__message("check: segment %p page %zu: a run left out of the bins (purging, and no "
+                     "purge is running)", (void *)seg, i);
+        return -1;
+      }
+      break;
     case LOF_SPAN_LARGE:
       break;
     case LOF_SPAN_SMALL:

@@ -67,6 +67,7 @@ static void fork_child_avoid_torn_arenas(void) {
 
 static void fork_child(void) {
   fork_child_avoid_torn_arenas();
+  lof__purge_postfork_child();
   lof__region_postfork_child();
   lof__arenas_postfork(true);
   lof__heaps_postfork(true);

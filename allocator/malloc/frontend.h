@@ -247,6 +247,7 @@ typedef struct lof_arena {
   uint64_t last_decay_ms;          /* last decay pass */
   lof_segment_t *segments;         /* every segment of this arena */
   size_t nsegments;
+  unsigned purgers;                /* threads purging runs of it now (its lock dropped) */
 } lof_arena_t;
 
 #define LOF_MAX_ARENAS 16
@@ -256,6 +257,9 @@ LOF_HIDDEN extern unsigned lof__perturb;    /* mallopt(M_PERTURB): 0x100 | byte,
 LOF_HIDDEN extern unsigned lof__narenas;
 
 LOF_HIDDEN void lof__arenas_init(void);
+/* In the fork child, before the arena locks are reset: runs that other
+ * threads of the parent were purging go back to their bins (purge.c). */
+LOF_HIDDEN void lof__purge_postfork_child(void);
 /* A run of npages from arena a (locks it), labelled state (SMALL or LARGE)
  * under the lock, since neighbours read it when they coalesce; a SMALL run
  * gets its geometry for class cls and its owner under the lock too

@@ -28,6 +28,10 @@
 
 #define LOF_PURGE_BATCH 32
 
+/* The arena whose runs this thread is purging, its lock dropped (a fork
+ * from a signal handler that interrupted the purge must leave them to it). */
+static __thread __attribute__((tls_model("initial-exec"))) lof_arena_t *purging_here;
+
 LOF_HIDDEN size_t lof__arena_decay_locked(lof_arena_t *a, uint64_t now, bool force) {
   uint64_t decay = (uint64_t)lof__option(LOF_OPT_DECAY_MS);
   size_t total = 0;
@@ -54,6 +58,8 @@ LOF_HIDDEN size_t lof__arena_decay_locked(lof_arena_t *a, uint64_t now, bool for
       s = next;
     }
     if (nb == 0) break;
+    a->purgers++;
+    purging_here = a;
     pthread_mutex_unlock(&a->lock);
     bool ok[LOF_PURGE_BATCH], refused[LOF_PURGE_BATCH];
     for (unsigned i = 0; i < nb; i++) {
@@ -93,6 +99,8 @@ LOF_HIDDEN size_t lof__arena_decay_locked(lof_arena_t *a, uint64_t now, bool for
       }
     }
     pthread_mutex_lock(&a->lock);
+    a->purgers--;
+    purging_here = NULL;
     for (unsigned i = 0; i < nb; i++) {
       batch[i]->zero = ok[i];
       if (refused[i] && nretry < LOF_PURGE_BATCH)
@@ -122,4 +130,33 @@ LOF_EXPORT size_t lof_purge(void) {
     pthread_mutex_unlock(&a->lock);
   }
   return total;
+}
+
+/* A fork while another thread purged: the child has the runs that thread
+ * took out of the bins (PURGING) but not the thread, so nothing would ever
+ * put them back -- free pages committed and charged for good.  They return
+ * to the bins as dirty runs (their pages may or may not have been dropped),
+ * to be reused or to decay again.  The calling thread's own interrupted
+ * purge (a fork from a signal handler) finishes by itself. */
+LOF_HIDDEN void lof__purge_postfork_child(void) {
+  uint64_t now = lof__now_ms();
+  for (unsigned k = 0; k < LOF_MAX_ARENAS; k++) {
+    lof_arena_t *a = &lof__arenas[k];
+    if (a->purgers == 0) continue;
+    if (purging_here == a) {
+      a->purgers = 1;
+      continue;
+    }
+    /* this thread was interrupted inside the arena's critical section: its
+     * lists may be half-updated, so leave them be (the runs stay out) */
+    if (lof__fork_interrupted_holder(&a->lock)) continue;
+    a->purgers = 0;
+    for (lof_segment_t *seg = a->segments; seg != NULL; seg = seg->next)
+      for (size_t i = LOF_SEG_HDR_PAGES; i < LOF_SEG_PAGES;) {
+        lof_span_t *s = &seg->spans[seg->pagemap[i]];
+        size_t n = s->npages ? s->npages : 1;
+        if (s->state == LOF_SPAN_PURGING) lof__arena_insert_locked(a, s, false, now);
+        i += n;
+      }
+  }
 }

@@ -80,7 +80,71 @@ static void test_fork_with_busy_threads(void **state) {
   assert_int_equal(lof_check(), 0);
 }
 
+/* A thread that frees runs and purges them (lof_purge: the arena lock is
+ * dropped around the system calls, the runs are out of the bins), while
+ * the main thread forks: a child whose fork caught the purge puts those
+ * runs back itself (the purging thread does not exist there; before, they
+ * stayed committed and charged for good: 2 in 381 forks of the hour-long
+ * soak).  The child's heap must check clean and serve and purge again.
+ * This cannot tell the old code from the new (the leak is invisible to
+ * lof_check when the arena's purger count is stale); it guards the child's
+ * repair against corrupting the arena. */
+static void *purger(void *arg) {
+  (void)arg;
+  /* 32 runs kept apart by live separators, so each purge drops 32 runs
+   * one system call at a time: a window a fork falls into often */
+  enum { RUNS = 32 };
+  void *sep[RUNS], *p[RUNS];
+  for (int i = 0; i < RUNS; i++) {
+    p[i] = lof_malloc(64 << 10);
+    sep[i] = lof_malloc(20 << 10);
+  }
+  while (!stop) {
+    for (int i = 0; i < RUNS; i++) {
+      if (p[i]) memset(p[i], 1, 64 << 10);
+      lof_free(p[i]);
+    }
+    lof_purge();
+    for (int i = 0; i < RUNS; i++) p[i] = lof_malloc(64 << 10);
+  }
+  for (int i = 0; i < RUNS; i++) {
+    lof_free(p[i]);
+    lof_free(sep[i]);
+  }
+  return NULL;
+}
+
+static int child_after_purge_fork(void) {
+  if (lof_check() != 0) return 20;
+  void *p = lof_malloc(64 << 10); /* the arena works: the runs are in its bins */
+  if (p == NULL) return 21;
+  lof_free(p);
+  lof_purge();
+  return lof_check() == 0 ? 0 : 22;
+}
+
+static void test_fork_during_purge(void **state) {
+  (void)state;
+  pthread_t t;
+  stop = 0;
+  assert_int_equal(pthread_create(&t, NULL, purger, NULL), 0);
+  int bad = 0;
+  for (int round = 0; round < 300 && !bad; round++) {
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) _exit(child_after_purge_fork());
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) bad = st ? st : -1;
+  }
+  stop = 1;
+  pthread_join(t, NULL);
+  assert_int_equal(bad, 0);
+  assert_int_equal(lof_check(), 0);
+}
+
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_fork_with_busy_threads)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_fork_with_busy_threads),
+                                     cmocka_unit_test(test_fork_during_purge)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
