@@ -341,12 +341,20 @@ static void *reclaim_thread(void *arg) {
   pthread_join(t, NULL);
   void *old[XN], *now[XN];
   memcpy(old, xblocks, sizeof old);
-  for (int i = 0; i < XN; i++) lof_free(old[i]);
+  /* the last block stays live, so the adopted span stays this thread's
+   * (an empty one would go back to the arena of its segment, which need
+   * not be this thread's) */
+  for (int i = 0; i < XN - 1; i++) lof_free(old[i]);
   if (lof_check() != 0) return (void *)4;
-  if (lof_stats_get(&b, sizeof(b)) != 0 || b.allocations != a.allocations) return (void *)5;
-  for (int i = 0; i < XN; i++) now[i] = lof_malloc(48);
-  size_t k = count_reused(now, old, XN);
-  for (int i = 0; i < XN; i++) lof_free(now[i]);
+  /* the block kept live, and what libc's thread start and exit may keep
+   * (where lofalloc is malloc, glibc allocates through it) */
+  if (lof_stats_get(&b, sizeof(b)) != 0 || b.allocations < a.allocations + 1 ||
+      b.allocations > a.allocations + 5)
+    return (void *)5;
+  for (int i = 0; i < XN - 1; i++) now[i] = lof_malloc(48);
+  size_t k = count_reused(now, old, XN - 1);
+  for (int i = 0; i < XN - 1; i++) lof_free(now[i]);
+  lof_free(old[XN - 1]);
   if (lof_check() != 0) return (void *)6;
   return k >= XN / 2 ? (void *)1 : (void *)7;
 }

@@ -235,7 +235,11 @@ static int child_resize(bool unpriv) {
   snprintf(msg, sizeof msg, "# %s: %zu KiB freed, reused for %zu KiB: %ld faults over its first part\n",
            unpriv ? "unprivileged" : "root", first >> 10, grown >> 10, f1 - f0);
   say(msg);
+#ifdef UNDER_SANITIZER /* its shadow memory faults with every page touched */
+  return 0;
+#else
   return f1 - f0 < 64 ? 0 : 7;
+#endif
 }
 
 static void test_cache_resize(void **state) {
