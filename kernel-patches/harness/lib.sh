@@ -6,8 +6,8 @@
 # holding bzImage, the statically linked selftests built against that tree,
 # the final .config, the build log and (patched) checkpatch's report; it is
 # complete only when the file "ok" exists in it.  <key> is the sha256 of the
-# base tarball's identity, the Kconfig fragment, LOF_KRECIPE and (patched
-# kernel only) the series.
+# base tarball's identity, the Kconfig fragment, LOF_KRECIPE, (patched and
+# rfc) the series and (rfc only) the RFC patches on top, rfc/0*.patch.
 
 LOF_PKG=linux-source-6.12
 LOF_TARBALL=${LOFALLOC_KTARBALL:-/usr/src/linux-source-6.12.tar.xz}
@@ -46,15 +46,30 @@ lof_series() {
 	done
 }
 
-# lof_key unpatched|patched
+# The RFC patches, applied on top of the series for the rfc kernel.
+lof_rfc_series() {
+	for p in "$LOF_KPATCHES"/rfc/0*.patch; do
+		case "$p" in
+		*/0000-cover-letter.patch) ;;
+		*) [ -f "$p" ] && echo "$p" ;;
+		esac
+	done
+}
+
+# lof_key unpatched|patched|rfc
 lof_key() {
 	{
 		echo "kind $1"
 		lof_base_id
 		echo "recipe $LOF_KRECIPE"
 		cat "$LOF_HARNESS/kernel.config"
-		if [ "$1" = patched ]; then
+		if [ "$1" != unpatched ]; then
 			for p in $(lof_series); do
+				cat "$p"
+			done
+		fi
+		if [ "$1" = rfc ]; then
+			for p in $(lof_rfc_series); do
 				cat "$p"
 			done
 		fi
