@@ -110,11 +110,13 @@ mk() {
 
 if [ -z "$base" ]; then
 	mk tinyconfig || fail "make tinyconfig"
+	# shellcheck disable=SC2046
 	(cd "$src" && ARCH=x86_64 ./scripts/kconfig/merge_config.sh -m .config \
-		"$LOF_HARNESS/kernel.config") >>"$blog" 2>&1 || fail "merge_config"
+		$(lof_kconfigs)) >>"$blog" 2>&1 || fail "merge_config"
 	mk olddefconfig || fail "make olddefconfig"
 fi
-grep '^CONFIG_' "$LOF_HARNESS/kernel.config" | while read -r opt; do
+# shellcheck disable=SC2046
+cat $(lof_kconfigs) | grep '^CONFIG_' | while read -r opt; do
 	grep -qx "$opt" "$src/.config" || {
 		echo "kernel-harness: FATAL: $kind kernel: $opt not in final .config" >&2
 		exit 1

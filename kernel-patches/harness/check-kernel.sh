@@ -15,6 +15,8 @@
 #   LOFALLOC_KBENCH_ITERS lof-bench iterations in the guest (default 10000)
 #   LOFALLOC_KCHECK_ALLOCATOR=no   run without the allocator's programs
 #                                  (only while liblofalloc does not exist)
+#   LOFALLOC_KDEBUG=yes   kernels with kernel-debug.config too (default no:
+#                         a different config is a full build of each kernel)
 #   LOFALLOC_KRFC=yes     also build and boot the rfc kernel (default no:
 #                         a cold build of it is a near-full kernel build,
 #                         as it changes include/linux/mm.h and mm_types.h)
