@@ -8,7 +8,9 @@
  * limit, so concurrent commits never overshoot it.
  * RLIMIT_MEMLOCK itself is the kernel's to enforce (it also counts what the
  * program locks itself); its refusals are remembered for a second so that a
- * heap at the limit does not make a failing mlock2 per commit.
+ * heap at the limit does not make a failing mlock2 per commit.  On a kernel
+ * with the fault-time charge (kernel-patches/rfc/) the kernel refuses no
+ * lock, so the soft RLIMIT_MEMLOCK joins the total's limit instead.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -53,6 +55,13 @@ void lof__budget_init(bool locking) {
   budget_policy = (lof_policy_t)lof__option(LOF_OPT_POLICY);
   budget_max_locked = (uint64_t)lof__option(LOF_OPT_MAX_LOCKED);
   budget_cgroup_limit = locking ? lof__os_cgroup_memory_limit() : UINT64_MAX;
+  /* Under the kernel's fault-time charge (lof__os_lock_charged) a lock is
+   * no longer refused at RLIMIT_MEMLOCK, a fault past it gets SIGBUS: keep
+   * heap + metadata under the soft limit here, in the same total. */
+  if (locking && lof__os_lock_charged() && !lof__os_have_ipc_lock()) {
+    uint64_t rl = lof__os_memlock_limit();
+    if (rl < budget_cgroup_limit) budget_cgroup_limit = rl;
+  }
 }
 
 /* ---- charges ---------------------------------------------------------------- */

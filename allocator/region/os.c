@@ -32,6 +32,15 @@ bool lof__os_force_legacy_purge;
 #endif
 static bool os_dontneed_locked = true; /* set by the probe */
 
+/* The fault-time charge of the kernel RFC (kernel-patches/rfc/): with it,
+ * RLIMIT_MEMLOCK counts a lock-on-fault range's resident pages, not its
+ * length.  Set by the probe; until then (and on every kernel without it)
+ * nothing below changes. */
+#define OS_MLOCK_ONFAULT_CHARGE 0x02      /* mlock2, with MLOCK_ONFAULT */
+#define OS_MAP_LOCKONFAULT_CHARGE 0x800000 /* mmap, with MAP_LOCKONFAULT */
+static bool os_lock_charge;
+static int os_map_charge;                 /* OS_MAP_LOCKONFAULT_CHARGE or 0 */
+
 #define OS_RW (PROT_READ | PROT_WRITE)
 #define OS_ANON (MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE)
 
@@ -98,6 +107,7 @@ static int os_madvise(void *addr, size_t len, int advice) {
 
 static int os_mlock2(void *addr, size_t len, unsigned flags) {
   OS_FAULT(LOF_OS_MLOCK2, -1);
+  if (os_lock_charge && (flags & MLOCK_ONFAULT)) flags |= OS_MLOCK_ONFAULT_CHARGE;
   return (int)syscall(SYS_mlock2, addr, len, flags);
 }
 
@@ -366,7 +376,21 @@ void lof__os_probe(lof_os_caps_t *caps) {
     }
   }
   os_dontneed_locked = caps->dontneed_locked;
+
+  /* 3. The fault-time charge: mlock2 refuses a flag it does not know with
+   * EINVAL.  A raw call, outside the fault-injection seam. */
+  void *c = os_mmap(NULL, LOF_PAGE_SIZE, OS_RW, MAP_PRIVATE | MAP_ANONYMOUS, -1);
+  if (c != MAP_FAILED) {
+    os_lock_charge = syscall(SYS_mlock2, c, LOF_PAGE_SIZE,
+                             MLOCK_ONFAULT | OS_MLOCK_ONFAULT_CHARGE) == 0;
+    os_munmap(c, LOF_PAGE_SIZE);
+  }
+  os_map_charge = os_lock_charge ? OS_MAP_LOCKONFAULT_CHARGE : 0;
   errno = saved;
+}
+
+bool lof__os_lock_charged(void) {
+  return os_lock_charge;
 }
 
 /* ---- limits and capabilities -------------------------------------------- */
@@ -509,7 +533,7 @@ void *lof__os_reserve(size_t size, size_t align, bool nohugepage, bool accounted
 
 int lof__os_commit_locked(void *addr, size_t len, bool use_map_flag, bool nohugepage) {
   if (use_map_flag) {
-    void *p = os_mmap(addr, len, OS_RW, OS_ANON | MAP_FIXED | MAP_LOCKONFAULT, -1);
+    void *p = os_mmap(addr, len, OS_RW, OS_ANON | MAP_FIXED | MAP_LOCKONFAULT | os_map_charge, -1);
     if (p == MAP_FAILED) return errno == ENOMEM ? LOF_OS_NOMEM : LOF_OS_LOCK_REFUSED;
     if (nohugepage) os_madvise(addr, len, MADV_NOHUGEPAGE);
     return 0;
@@ -615,7 +639,8 @@ void *lof__os_map_sparse(size_t len) {
 void *lof__os_map_whole_locked(size_t len) {
   /* Accounted like glibc's mmap (no MAP_NORESERVE): the overcommit policy
    * refuses what cannot be backed. */
-  void *p = os_mmap(NULL, len, OS_RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_LOCKONFAULT, -1);
+  void *p = os_mmap(NULL, len, OS_RW,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_LOCKONFAULT | os_map_charge, -1);
   if (p == MAP_FAILED) return NULL;
   return p;
 }

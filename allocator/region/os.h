@@ -40,8 +40,14 @@ typedef struct lof_os_caps {
   int mlockall_flags;        /* MCL_FUTURE[|MCL_ONFAULT] seen on a fresh mapping */
 } lof_os_caps_t;
 
-/* Probe the kernel: maps, inspects and unmaps two small probe mappings. */
+/* Probe the kernel: maps, inspects and unmaps three small probe mappings. */
 LOF_HIDDEN void lof__os_probe(lof_os_caps_t *caps);
+
+/* After the probe: the kernel charges RLIMIT_MEMLOCK for lock-on-fault
+ * memory as pages fault in (kernel-patches/rfc/), and every lock-on-fault
+ * call here asks for it.  A fault past the limit then gets SIGBUS instead
+ * of the lock being refused, so the budget applies the limit itself. */
+LOF_HIDDEN bool lof__os_lock_charged(void);
 
 /* Test seams, in test builds (LOF_TESTING) only; constants elsewhere, so
  * the shipped library carries no hook:

@@ -7,12 +7,16 @@
 #   lof.iters=N                    lof-bench iterations (default 10000)
 #   lof.alloc=0                    no allocator programs in this initramfs
 #   lof.tsc_khz=K                  the host's TSC rate, for lof-bench's clock
-# Runs the MAP_LOCKONFAULT selftest, the kernel's mlock2-tests, the
+#   lof.kernel=rfc                 the patched kernel plus the RFC
+#                                  (fault-time RLIMIT_MEMLOCK charge)
+# Sets up swap on the virtio disk (/dev/vda, boot.sh) and a memory cgroup,
+# runs the MAP_LOCKONFAULT selftest (and, on the RFC kernel, its selftest), the kernel's mlock2-tests, the
 # allocator's test programs, the backend check and the benchmark, and prints
 # for each one line on the console the host parses:
 #   LOFTEST PASS <name> | LOFTEST FAIL <name> <why> | LOFTEST SKIP <name>
 # (the kselftests' own TAP lines come before their result; the host reads
 # their "# Totals" and sub-test skips, harness/read-results.sh)
+# then scans dmesg for WARN/BUG/bad page (a test, "dmesg-clean"),
 # then "LOFTEST DONE" and reboots (QEMU runs with -no-reboot, so it exits).
 /bin/busybox mkdir -p /proc /sys /dev /tmp /usr/bin /usr/sbin /sbin
 /bin/busybox --install -s
@@ -46,19 +50,30 @@ echo "LOFGUEST kernel=$kind uname=$(uname -r) clocksource=$(cat $cs 2>/dev/null)
 # Every test here must pass: none may skip.
 . /lof/run-test.sh
 
-# The new selftest passes on the patched kernel and skips (KSFT_SKIP = 4)
+# Swap on the virtio disk: what mlock protects against needs somewhere to
+# swap to.  Huge pages for the selftest's hugetlb case.
+# (A kernel without swap has neither: the host then expects no result.)
+[ -w /proc/sys/vm/nr_hugepages ] && echo 8 >/proc/sys/vm/nr_hugepages
+if [ -e /proc/swaps ]; then
+	run swap-on 0 must-pass 60 sh -c 'mkswap /dev/vda >/dev/null && swapon /dev/vda && grep -q /dev/vda /proc/swaps'
+fi
+
+# The new selftest passes on the patched kernels and skips (KSFT_SKIP = 4)
 # on the unpatched one, which ignores the flag.
-if [ "$kind" = patched ]; then
+if [ "$kind" = patched ] || [ "$kind" = rfc ]; then
 	run map_lockonfault 0 must-pass 120 /lof/selftests/map_lockonfault
 else
 	run map_lockonfault-skips 4 must-pass 120 /lof/selftests/map_lockonfault
 fi
 run mlock2-tests 0 must-pass 300 /lof/selftests/mlock2-tests
+if [ "$kind" = rfc ]; then
+	run mlock_onfault_charge 0 must-pass 600 /lof/selftests/mlock_onfault_charge
+fi
 
 # The allocator's own tests, as built on the host, with its libraries.
 export LD_LIBRARY_PATH=/lof/lib
 if [ -x /lof/bin/lof-backend ]; then
-	if [ "$kind" = patched ]; then
+	if [ "$kind" = patched ] || [ "$kind" = rfc ]; then
 		run backend-is-MAP_LOCKONFAULT 0 must-pass 60 /lof/bin/lof-backend MAP_LOCKONFAULT
 	else
 		run backend-is-mlock2 0 must-pass 60 /lof/bin/lof-backend mlock2
@@ -70,10 +85,39 @@ for t in /lof/tests/*; do
 	[ -x "$t" ] || continue
 	(cd /tmp && run "alloc/$(basename "$t")" 0 must-pass 600 "$t")
 done
+
+# Memory pressure in a memory cgroup (cgroup v2): a 32 MiB heap and a
+# 96 MiB hog under memory.max = 64M.  The lock-on-fault heap (liblofalloc
+# preloaded) keeps every page in RAM; the plain glibc heap is swapped.
+if [ -x /lof/bin/lof-pressure ] && [ "$alloc" != 0 ] && grep -q /dev/vda /proc/swaps 2>/dev/null; then
+	mkdir -p /sys/fs/cgroup
+	mount -t cgroup2 none /sys/fs/cgroup
+	echo +memory >/sys/fs/cgroup/cgroup.subtree_control
+	mkdir -p /sys/fs/cgroup/pressure
+	echo 64M >/sys/fs/cgroup/pressure/memory.max
+	incg='echo $$ >/sys/fs/cgroup/pressure/cgroup.procs && exec "$@"'
+	run pressure-glibc-swapped 0 must-pass 600 sh -c "$incg" sh \
+		/lof/bin/lof-pressure swapped 32 96
+	run pressure-lofalloc-locked 0 must-pass 600 sh -c "$incg" sh \
+		env LD_PRELOAD=/lof/lib/liblofalloc.so /lof/bin/lof-pressure locked 32 96
+	grep -E '^(oom|oom_kill|max) ' /sys/fs/cgroup/pressure/memory.events
+fi
 unset LD_LIBRARY_PATH
 
 tsc=$(arg lof.tsc_khz)
 run lof-bench 0 must-pass 900 /lof/bin/lof-bench ${tsc:+--tsc-khz "$tsc"} "$iters"
+
+# A kernel warning anywhere in the run fails it (WARN_ON, BUG, VM_BUG_ON
+# with CONFIG_DEBUG_VM, bad page state, a leaked lock charge).
+dmesg >/tmp/dmesg.txt
+if grep -E 'WARNING:|BUG:|[Bb]ad page|Oops|kernel BUG' /tmp/dmesg.txt >/tmp/dmesg-bad.txt; then
+	sed 's/^/LOFDMESG /' /tmp/dmesg-bad.txt | head -n 40
+	grep -A 30 -m 1 -E 'WARNING:|BUG:|[Bb]ad page|Oops|kernel BUG' /tmp/dmesg.txt | sed 's/^/LOFDMESG /'
+	echo "LOFTEST FAIL dmesg-clean $(wc -l </tmp/dmesg-bad.txt)-lines"
+else
+	echo "LOFTEST PASS dmesg-clean"
+fi
+[ -e /proc/swaps ] && swapoff -a
 
 echo "LOFTEST DONE"
 sync

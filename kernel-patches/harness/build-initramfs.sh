@@ -3,8 +3,9 @@
 #
 # Build the guest's initramfs: busybox-static, /init (guest/init.sh) and its
 # /lof/run-test.sh, the
-# selftests (map_lockonfault from SELFTEST_DIR, mlock2-tests from MLOCK2_DIR:
-# each kernel runs the mlock2-tests built from its own tree), and the
+# selftests (map_lockonfault from SELFTEST_DIR, mlock2-tests and, for the
+# rfc kernel, mlock_onfault_charge from MLOCK2_DIR: each kernel runs the
+# tests built from its own tree), and the
 # programs listed in FILES as "dest=source" pairs:
 #   bin/NAME=/path     -> /lof/bin/NAME      (lof-bench, lof-backend)
 #   tests/NAME=/path   -> /lof/tests/NAME    (the allocator's test programs)
@@ -33,6 +34,10 @@ cp "$stdir/map_lockonfault" "$stage/lof/selftests/" ||
 	die "no map_lockonfault in $stdir"
 cp "$mldir/mlock2-tests" "$stage/lof/selftests/" ||
 	die "no mlock2-tests in $mldir"
+# the rfc kernel's own selftest, built from its tree
+if [ -f "$mldir/mlock_onfault_charge" ]; then
+	cp "$mldir/mlock_onfault_charge" "$stage/lof/selftests/"
+fi
 
 # copy_libs PROGRAM: the loader and every library ldd resolves for it.
 copy_libs() {

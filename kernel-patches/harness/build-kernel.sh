@@ -1,13 +1,16 @@
 #!/bin/sh
-# build-kernel.sh unpatched|patched -- make sure the cache holds a bzImage
-# (and the selftests built against the same tree) for the Debian 6.12 source,
-# with or without the MAP_LOCKONFAULT series; print the cache entry's path.
+# build-kernel.sh unpatched|patched|rfc -- make sure the cache holds a
+# bzImage (and the selftests built against the same tree) for the Debian 6.12
+# source: without the MAP_LOCKONFAULT series, with it, or with it and the RFC
+# patches on top (rfc/); print the cache entry's path.
 #
 # Works from an empty cache: unpack the tarball, tinyconfig + kernel.config,
 # build bzImage and headers, build the selftests statically.  The unpatched
-# entry keeps its built tree (tree/); the patched kernel is built from a copy
-# of that tree with the series applied, so only what the series touches is
-# recompiled (a full build from the tarball when there is no such tree).
+# and patched entries keep their built tree (tree/); the patched kernel is
+# built from a copy of the unpatched tree with the series applied, and the
+# rfc kernel from a copy of the patched tree with the RFC patches applied, so
+# only what the patches touch is recompiled (from the tarball, with every
+# patch, when there is no such tree).
 # The copy sits where the unpatched tree was built (<unpatched entry>/src,
 # under that entry's lock): objtool records absolute paths, and a rebuilt
 # objtool would make every object stale.
@@ -18,8 +21,8 @@ set -eu
 
 kind=${1:-}
 case "$kind" in
-unpatched|patched) ;;
-*) die "usage: build-kernel.sh unpatched|patched" ;;
+unpatched|patched|rfc) ;;
+*) die "usage: build-kernel.sh unpatched|patched|rfc" ;;
 esac
 
 key=$(lof_key "$kind")
@@ -49,17 +52,31 @@ fail() {
 	exit 1
 }
 
-base=""
-if [ "$kind" = patched ]; then
-	base="$LOF_KCACHE/unpatched-$(lof_key unpatched)"
-	[ -f "$base/ok" ] && [ -d "$base/tree" ] || base=""
+# base: the cached entry whose built tree this kind starts from (patched:
+# unpatched; rfc: patched, else unpatched); patches: what goes on top of it.
+# Every kind builds in <unpatched entry>/src, the path the unpatched tree
+# was built at (objtool records absolute paths).
+base="" root="" patches=""
+if [ "$kind" != unpatched ]; then
+	root="$LOF_KCACHE/unpatched-$(lof_key unpatched)"
+	[ -f "$root/ok" ] && [ -d "$root/tree" ] && base=$root || root=""
+	patches=$(lof_series)
+	[ -n "$patches" ] || fail "no patches in $LOF_KPATCHES"
+fi
+if [ "$kind" = rfc ]; then
+	p=$LOF_KCACHE/patched-$(lof_key patched)
+	if [ -n "$root" ] && [ -f "$p/ok" ] && [ -d "$p/tree" ]; then
+		base=$p patches=""
+	fi
+	[ -n "$(lof_rfc_series)" ] || fail "no RFC patches in $LOF_KPATCHES/rfc"
+	patches="$patches $(lof_rfc_series)"
 fi
 if [ -n "$base" ]; then
-	exec 8>"$base.lock"
+	exec 8>"$root.lock"
 	flock 8
-	log "copying the built unpatched tree $base/tree"
+	log "copying the built tree $base/tree"
 	rmdir "$src"
-	src="$base/src"
+	src="$root/src"
 	rm -rf "$src"
 	cp -a "$base/tree" "$src" || fail "cannot copy $base/tree"
 else
@@ -68,22 +85,23 @@ else
 		fail "cannot unpack $LOF_TARBALL"
 fi
 
-if [ "$kind" = patched ]; then
-	n=0
-	for p in $(lof_series); do
-		log "applying $(basename "$p")"
-		patch -d "$src" -p1 --batch --forward --quiet <"$p" >>"$blog" 2>&1 ||
-			fail "$(basename "$p") does not apply"
-		n=$((n + 1))
-	done
-	[ "$n" -gt 0 ] || fail "no patches in $LOF_KPATCHES"
-	# checkpatch --strict, in the tree the series applies to (no .git, so
-	# without the SPDX check; python3 from /usr/bin for the rest)
-	for p in $(lof_series); do
-		(cd "$src" && PATH=/usr/bin:$PATH perl scripts/checkpatch.pl --strict "$p") \
-			>>"$entry/checkpatch.txt" 2>&1 || true
-	done
-fi
+for p in $patches; do
+	log "applying $(basename "$p")"
+	patch -d "$src" -p1 --batch --forward --quiet <"$p" >>"$blog" 2>&1 ||
+		fail "$(basename "$p") does not apply"
+done
+# checkpatch --strict on this kind's own patches, in the tree they apply to
+# (no .git, so without the SPDX check; python3 from /usr/bin for the rest).
+# check-kernel.sh counts a patch clean only at 0 errors, warnings and checks.
+case "$kind" in
+patched) own=$(lof_series) ;;
+rfc) own=$(lof_rfc_series) ;;
+*) own="" ;;
+esac
+for p in $own; do
+	(cd "$src" && PATH=/usr/bin:$PATH perl scripts/checkpatch.pl --strict "$p") \
+		>>"$entry/checkpatch.txt" 2>&1 || true
+done
 
 jobs=$(nproc)
 mk() {
@@ -92,11 +110,13 @@ mk() {
 
 if [ -z "$base" ]; then
 	mk tinyconfig || fail "make tinyconfig"
+	# shellcheck disable=SC2046
 	(cd "$src" && ARCH=x86_64 ./scripts/kconfig/merge_config.sh -m .config \
-		"$LOF_HARNESS/kernel.config") >>"$blog" 2>&1 || fail "merge_config"
+		$(lof_kconfigs)) >>"$blog" 2>&1 || fail "merge_config"
 	mk olddefconfig || fail "make olddefconfig"
 fi
-grep '^CONFIG_' "$LOF_HARNESS/kernel.config" | while read -r opt; do
+# shellcheck disable=SC2046
+cat $(lof_kconfigs) | grep '^CONFIG_' | while read -r opt; do
 	grep -qx "$opt" "$src/.config" || {
 		echo "kernel-harness: FATAL: $kind kernel: $opt not in final .config" >&2
 		exit 1
@@ -111,15 +131,18 @@ mk headers_install INSTALL_HDR_PATH="$entry/hdr" || fail "make headers_install"
 st="$src/tools/testing/selftests"
 mkdir -p "$entry/selftests"
 cc_st() {
+	n=$1
+	shift
 	gcc -static -O2 -Wall -isystem "$entry/hdr/include" -I"$st" -I"$st/mm" \
-		-o "$entry/selftests/$1" "$st/mm/$1.c" >>"$blog" 2>&1 ||
-		fail "cannot build selftest $1"
+		-o "$entry/selftests/$n" "$st/mm/$n.c" "$@" >>"$blog" 2>&1 ||
+		fail "cannot build selftest $n"
 }
 cc_st mlock2-tests
-[ "$kind" = patched ] && cc_st map_lockonfault
+[ "$kind" = unpatched ] || cc_st map_lockonfault "$st/mm/vm_util.c"
+[ "$kind" = rfc ] && cc_st mlock_onfault_charge "$st/mm/vm_util.c"
 
 cp "$src/arch/x86/boot/bzImage" "$src/.config" "$entry/"
-if [ "$kind" = unpatched ]; then
+if [ "$kind" != rfc ]; then
 	mv "$src" "$entry/tree"
 else
 	rm -rf "$src"

@@ -1,7 +1,8 @@
 #!/bin/sh
 # check-kernel.sh -- `make check-kernel`: build the unpatched and the patched
-# 6.12 kernel, boot each under QEMU with the tests in an initramfs, and fail
-# loudly on any failed test, panic or timeout.
+# 6.12 kernel (and, with LOFALLOC_KRFC=yes, the rfc kernel: patched plus
+# rfc/0*.patch), boot each under QEMU with the tests in an initramfs, and
+# fail loudly on any failed test, kernel warning, panic or timeout.
 #
 # Environment (set by kernel-patches/local.am; defaults for a run by hand
 # from the source tree):
@@ -14,6 +15,11 @@
 #   LOFALLOC_KBENCH_ITERS lof-bench iterations in the guest (default 10000)
 #   LOFALLOC_KCHECK_ALLOCATOR=no   run without the allocator's programs
 #                                  (only while liblofalloc does not exist)
+#   LOFALLOC_KDEBUG=yes   kernels with kernel-debug.config too (default no:
+#                         a different config is a full build of each kernel)
+#   LOFALLOC_KRFC=yes     also build and boot the rfc kernel (default no:
+#                         a cold build of it is a near-full kernel build,
+#                         as it changes include/linux/mm.h and mm_types.h)
 # Results: $LOF_BUILDDIR/kernel-check/ (serial logs, results.txt, bench.txt).
 # Results judged by harness/read-results.sh (a skip where a pass is
 # expected fails; kselftest sub-test skips count as skips).
@@ -28,7 +34,10 @@ ACCEL=${LOFALLOC_KACCEL:-auto}
 TMO=${LOFALLOC_KTIMEOUT:-900}
 ITERS=${LOFALLOC_KBENCH_ITERS:-10000}
 WITH_ALLOC=${LOFALLOC_KCHECK_ALLOCATOR:-yes}
-HOST_ONLY_TESTS="malloc/test_malloc_budget malloc/test_malloc_realtime malloc/test_malloc_huge malloc/test_malloc_mallopt databases/test_shared databases/test_jemalloc_api malloc/test_malloc_sigfork"
+WITH_RFC=${LOFALLOC_KRFC:-no}
+KINDS="unpatched patched"
+[ "$WITH_RFC" = yes ] && KINDS="$KINDS rfc"
+HOST_ONLY_TESTS="malloc/test_malloc_budget malloc/test_malloc_realtime malloc/test_malloc_huge malloc/test_malloc_mallopt databases/test_shared databases/test_jemalloc_api malloc/test_malloc_sigfork faults/test_faults fuzz/test_fuzz_replay"
 OUT=$BUILDDIR/kernel-check
 start=$(date +%s)
 
@@ -49,22 +58,34 @@ log "MAP_LOCKONFAULT is $want in the series and in lofalloc-mman.h"
 # ---- 2. the kernels (cached) -------------------------------------------
 unpatched=$("$LOF_HARNESS/build-kernel.sh" unpatched) || die "unpatched kernel build failed"
 patched=$("$LOF_HARNESS/build-kernel.sh" patched) || die "patched kernel build failed"
+rfc=""
+if [ "$WITH_RFC" = yes ]; then
+	rfc=$("$LOF_HARNESS/build-kernel.sh" rfc) || die "rfc kernel build failed"
+fi
 
 # ---- 2b. checkpatch --strict, run by build-kernel.sh in the patched tree --
 pass=0
 fail=0
 skip=0
 : >"$OUT/results.txt"
+# A patch is clean only with 0 errors, 0 warnings and 0 checks (CHECKs are
+# --strict's own findings and are enforced too).
+checkpatch_judge() {	# NAME CHECKPATCH_TXT NPATCHES
+	nclean=$(grep -c '^total: 0 errors, 0 warnings, 0 checks,' "$2" || true)
+	if [ "$nclean" -eq "$3" ]; then
+		echo "host: PASS checkpatch --strict $1: $3 patches, 0 errors, 0 warnings, 0 checks" >>"$OUT/results.txt"
+		pass=$((pass + 1))
+	else
+		echo "host: FAIL checkpatch --strict $1: $nclean of $3 patches clean" >>"$OUT/results.txt"
+		cat "$2" >&2
+		fail=$((fail + 1))
+	fi
+}
 cp "$patched/checkpatch.txt" "$OUT/checkpatch.txt" 2>/dev/null || : >"$OUT/checkpatch.txt"
-np=$(lof_series | wc -l)
-nclean=$(grep -c '^total: 0 errors, 0 warnings' "$OUT/checkpatch.txt" || true)
-if [ "$nclean" -eq "$np" ]; then
-	echo "host: PASS checkpatch --strict: $np patches, 0 errors, 0 warnings" >>"$OUT/results.txt"
-	pass=$((pass + 1))
-else
-	echo "host: FAIL checkpatch --strict: $nclean of $np patches clean" >>"$OUT/results.txt"
-	cat "$OUT/checkpatch.txt" >&2
-	fail=$((fail + 1))
+checkpatch_judge series "$OUT/checkpatch.txt" "$(lof_series | wc -l)"
+if [ -n "$rfc" ]; then
+	cp "$rfc/checkpatch.txt" "$OUT/checkpatch-rfc.txt" 2>/dev/null || : >"$OUT/checkpatch-rfc.txt"
+	checkpatch_judge rfc "$OUT/checkpatch-rfc.txt" "$(lof_rfc_series | wc -l)"
 fi
 
 # ---- 3. the guest programs ---------------------------------------------
@@ -73,6 +94,10 @@ mkdir -p "$g"
 $CC -static -O2 -std=gnu11 -Wall -I"$SRCDIR/allocator/include" \
 	-o "$g/lof-bench" "$LOF_KPATCHES/guest/lof-bench.c" || die "cannot build lof-bench"
 files="bin/lof-bench=$g/lof-bench"
+# the memory-pressure victim and hog (glibc's heap, or liblofalloc preloaded)
+$CC -O2 -std=gnu11 -Wall -o "$g/lof-pressure" "$LOF_KPATCHES/guest/lof-pressure.c" ||
+	die "cannot build lof-pressure"
+files="$files bin/lof-pressure=$g/lof-pressure"
 # QEMU gives the guest the host's TSC; tell the guest kernel (a stable
 # clocksource) and lof-bench (its ns) the rate measured here.
 tsc_khz=$("$g/lof-bench" --calibrate 2>/dev/null || true)
@@ -120,7 +145,9 @@ if [ "$WITH_ALLOC" != no ]; then
 		name=$(echo "$rel" | tr / -)
 		# Host-only: they need what the guest's tinyconfig kernel lacks
 		# (seccomp filters, memory cgroups, /dev/shm, setpriv) or time the
-		# decay clock, or fork a thousand times (sigfork: minutes under TCG);
+		# decay clock, or fork a thousand times (sigfork: minutes under TCG), or
+		# exercise the allocator alone at length (the fault sweep, the fuzz
+		# corpus replay);
 		# make check runs them on the host kernel.
 		case " $HOST_ONLY_TESTS " in *" $rel "*) log "allocator: $rel runs on the host only"; continue ;; esac
 		files="$files tests/$name=$real"
@@ -135,7 +162,7 @@ else
 fi
 
 # ---- 4. initramfs, one per kernel (each its own mlock2-tests) -----------
-for kind in unpatched patched; do
+for kind in $KINDS; do
 	eval "entry=\$$kind"
 	# shellcheck disable=SC2086
 	LOF_LDPATH=$ldpath "$LOF_HARNESS/build-initramfs.sh" "$OUT/initramfs-$kind.cpio.gz" \
@@ -157,7 +184,7 @@ if [ "$ACCEL" = auto ]; then
 fi
 
 # ---- 6. boot both and read the results ---------------------------------
-for kind in unpatched patched; do
+for kind in $KINDS; do
 	eval "entry=\$$kind"
 	serial=$OUT/serial-$kind.log
 	log "booting the $kind kernel ($ACCEL, timeout ${TMO}s)"
@@ -171,13 +198,33 @@ for kind in unpatched patched; do
 	log "$kind kernel: QEMU exited $rc after $(($(date +%s) - t0)) s"
 	tr -d '\r' <"$serial" >"$serial.txt"
 	grep '^LOFBENCH' "$serial.txt" | sed "s/^/$kind: /" >>"$OUT/bench.txt" || true
+	grep '^LOFPRESSURE' "$serial.txt" | sed "s/^/$kind: /" >>"$OUT/bench.txt" || true
 	# what must pass in this guest (none may skip: see guest/init.sh)
-	if [ "$kind" = patched ]; then
+	case "$kind" in
+	patched)
 		expected="map_lockonfault mlock2-tests lof-bench" ksft="map_lockonfault mlock2-tests"
 		[ "$WITH_ALLOC" = no ] || expected="$expected backend-is-MAP_LOCKONFAULT$alloc_names"
-	else
+		;;
+	rfc)
+		expected="map_lockonfault mlock2-tests mlock_onfault_charge lof-bench"
+		ksft="map_lockonfault mlock2-tests mlock_onfault_charge"
+		[ "$WITH_ALLOC" = no ] || expected="$expected backend-is-MAP_LOCKONFAULT$alloc_names"
+		;;
+	*)
 		expected="map_lockonfault-skips mlock2-tests lof-bench" ksft="mlock2-tests"
 		[ "$WITH_ALLOC" = no ] || expected="$expected backend-is-mlock2$alloc_names"
+		;;
+	esac
+	# on every kernel: no kernel warning; where the kernel has swap, memory
+	# cgroups and virtio-blk (harness/kernel.config asks for them, and
+	# build-kernel.sh checked they are in its .config): swap on the virtio
+	# disk and the memory-pressure pair (lofalloc's heap kept in RAM,
+	# glibc's swapped)
+	expected="$expected dmesg-clean"
+	if grep -qx CONFIG_SWAP=y "$entry/.config" && grep -qx CONFIG_MEMCG=y "$entry/.config" &&
+		grep -qx CONFIG_VIRTIO_BLK=y "$entry/.config"; then
+		expected="$expected swap-on"
+		[ "$WITH_ALLOC" = no ] || expected="$expected pressure-glibc-swapped pressure-lofalloc-locked"
 	fi
 	"$LOF_HARNESS/read-results.sh" "$kind" "$serial.txt" "$expected" "$ksft" >"$OUT/judged-$kind.txt"
 	grep -v '^counts ' "$OUT/judged-$kind.txt" >>"$OUT/results.txt" || true

@@ -6,8 +6,8 @@
 # holding bzImage, the statically linked selftests built against that tree,
 # the final .config, the build log and (patched) checkpatch's report; it is
 # complete only when the file "ok" exists in it.  <key> is the sha256 of the
-# base tarball's identity, the Kconfig fragment, LOF_KRECIPE and (patched
-# kernel only) the series.
+# base tarball's identity, the Kconfig fragments, LOF_KRECIPE, (patched and
+# rfc) the series and (rfc only) the RFC patches on top, rfc/0*.patch.
 
 LOF_PKG=linux-source-6.12
 LOF_TARBALL=${LOFALLOC_KTARBALL:-/usr/src/linux-source-6.12.tar.xz}
@@ -17,6 +17,9 @@ LOF_HARNESS=$(cd "$(dirname "$0")" && pwd)
 # it puts in a cache entry, so that old entries are not used.
 LOF_KRECIPE=2
 LOF_KPATCHES=$(cd "$LOF_HARNESS/.." && pwd)
+# LOFALLOC_KDEBUG=yes: kernel-debug.config too (SMP, BUG, DEBUG_VM, THP,
+# MEMCG, SWAP, virtio-blk: the guest then tests swap-out and kernel warnings)
+LOF_KDEBUG=${LOFALLOC_KDEBUG:-no}
 
 die() {
 	echo "kernel-harness: FATAL: $*" >&2
@@ -46,15 +49,37 @@ lof_series() {
 	done
 }
 
-# lof_key unpatched|patched
+# The Kconfig fragments merged over tinyconfig, in order.
+lof_kconfigs() {
+	echo "$LOF_HARNESS/kernel.config"
+	[ "$LOF_KDEBUG" = yes ] && echo "$LOF_HARNESS/kernel-debug.config"
+	true
+}
+
+# The RFC patches, applied on top of the series for the rfc kernel.
+lof_rfc_series() {
+	for p in "$LOF_KPATCHES"/rfc/0*.patch; do
+		case "$p" in
+		*/0000-cover-letter.patch) ;;
+		*) [ -f "$p" ] && echo "$p" ;;
+		esac
+	done
+}
+
+# lof_key unpatched|patched|rfc
 lof_key() {
 	{
 		echo "kind $1"
 		lof_base_id
 		echo "recipe $LOF_KRECIPE"
-		cat "$LOF_HARNESS/kernel.config"
-		if [ "$1" = patched ]; then
+		cat $(lof_kconfigs)
+		if [ "$1" != unpatched ]; then
 			for p in $(lof_series); do
+				cat "$p"
+			done
+		fi
+		if [ "$1" = rfc ]; then
+			for p in $(lof_rfc_series); do
 				cat "$p"
 			done
 		fi
