@@ -134,20 +134,25 @@ void lof__fork_lock(pthread_mutex_t *m) {
   errno = saved;
 }
 
-void lof__fork_unlock(pthread_mutex_t *m) {
-  if (fork_depth == 0) {
-    pthread_mutex_unlock(m);
-    return;
-  }
+/* Inside a fork: unlock m if this fork's prepare took it; true if it did. */
+static bool fork_release_taken(pthread_mutex_t *m) {
   unsigned d = fork_depth - 1;
-  if (d >= LOF_FORK_MAX_DEPTH) return;
+  if (d >= LOF_FORK_MAX_DEPTH) return false;
   unsigned n = fork_next[d] < LOF_FORK_MAX_LOCKS ? fork_next[d] : LOF_FORK_MAX_LOCKS;
   for (unsigned k = 0; k < n; k++)
     if (fork_order[k] == m && (fork_taken[d] >> k & 1)) {
       fork_taken[d] &= ~((uint64_t)1 << k);
       pthread_mutex_unlock(m);
-      return;
+      return true;
     }
+  return false;
+}
+
+void lof__fork_unlock(pthread_mutex_t *m) {
+  if (fork_depth == 0)
+    pthread_mutex_unlock(m);
+  else
+    fork_release_taken(m);
 }
 
 /* Unlocking a mutex in the child that the parent's thread locked is sound
@@ -156,21 +161,7 @@ void lof__fork_unlock(pthread_mutex_t *m) {
  * would still count the lock as held and report the next one as a double
  * lock. */
 void lof__fork_reset(pthread_mutex_t *m) {
-  if (fork_depth == 0) {
-    pthread_mutex_init(m, NULL);
-    return;
-  }
-  unsigned d = fork_depth - 1;
-  if (d < LOF_FORK_MAX_DEPTH) {
-    unsigned n = fork_next[d] < LOF_FORK_MAX_LOCKS ? fork_next[d] : LOF_FORK_MAX_LOCKS;
-    for (unsigned k = 0; k < n; k++)
-      if (fork_order[k] == m && (fork_taken[d] >> k & 1)) {
-        fork_taken[d] &= ~((uint64_t)1 << k);
-        pthread_mutex_unlock(m);
-        return;
-      }
-  }
-  pthread_mutex_init(m, NULL);
+  if (fork_depth == 0 || !fork_release_taken(m)) pthread_mutex_init(m, NULL);
 }
 
 bool lof__fork_interrupted_holder(pthread_mutex_t *m) {
