@@ -66,9 +66,12 @@ static int check_segment(lof_arena_t *a, lof_segment_t *seg) {
     case LOF_SPAN_LARGE:
       break;
     case LOF_SPAN_SMALL:
+      /* capacity and used are the owner's (only its thread writes them,
+       * without a lock): read them for this thread's own spans only */
       if (s->cls >= LOF_NCLASSES || s->block_size != lof__class_size[s->cls] ||
-          n != lof__class_span_pages(s->cls) || s->capacity > s->reserved ||
-          s->used > s->capacity) {
+          n != lof__class_span_pages(s->cls) ||
+          (atomic_load_explicit(&s->owner, memory_order_relaxed) == lof__heap_tls->id &&
+           (s->capacity > s->reserved || s->used > s->capacity))) {
         lof__message("check: segment %p page %zu: small span geometry", (void *)seg, i);
         return -1;
       }

@@ -50,6 +50,7 @@
 #include "lofalloc.h"
 #include "os.h"
 #include "proc.h"
+#include "sanitizer.h"
 
 #define KiB ((size_t)1024)
 #define MiB (1024 * KiB)
@@ -442,6 +443,13 @@ int main(int argc, char **argv) {
     return workload((lof_os_site_t)atoi(argv[2]), (unsigned)strtoul(argv[3], NULL, 10),
                     atoi(argv[4]), !count && atoi(argv[5]) != 0);
   }
+#ifdef UNDER_TSAN
+  /* TSan's runtime moves VmLck under the library (the sweep asserts it to
+   * the byte against the stats) and its fork children leave threads; the
+   * gcc, clang, ASan and UBSan builds run the sweep. */
+  printf("1..0 # SKIP the sweep's exact VmLck checks do not hold under TSan\n");
+  return 0;
+#endif
   ssize_t n = readlink("/proc/self/exe", self_path, sizeof self_path - 1);
   if (n <= 0) return 2;
   self_path[n] = '\0';
