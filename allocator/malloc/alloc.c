@@ -47,11 +47,12 @@ LOF_HIDDEN void lof__double_free_check(lof_heap_t *h, lof_span_t *s, lof_block_t
 
 /* ---- allocation ------------------------------------------------------------ */
 
-static LOF_NOINLINE void *alloc_big(size_t size, size_t align, bool *zero) {
-  if (size >= lof__huge_threshold()) return lof__huge_alloc(size, align, zero);
+/* clear: the caller (calloc) will zero what does not read as zero. */
+static LOF_NOINLINE void *alloc_big(size_t size, size_t align, bool clear, bool *zero) {
+  if (size >= lof__huge_threshold()) return lof__huge_alloc(size, align, clear, zero);
   void *p = lof__large_alloc(size, align, zero);
   if (p == NULL && errno == ENOMEM && size + align > LOF_LARGE_MAX)
-    return lof__huge_alloc(size, align, zero);
+    return lof__huge_alloc(size, align, clear, zero);
   return p;
 }
 
@@ -72,7 +73,7 @@ static inline void *alloc_small(size_t size) {
 
 static LOF_NOINLINE void *malloc_big(size_t size) {
   bool zero;
-  return alloc_big(size, 0, &zero);
+  return alloc_big(size, 0, false, &zero);
 }
 
 LOF_HIDDEN unsigned lof__perturb;      /* mallopt(M_PERTURB): 0x100 | byte, or 0 */
@@ -272,7 +273,7 @@ LOF_EXPORT void *lof_calloc(size_t n, size_t size) {
     return p;
   }
   bool zero = false;
-  void *p = alloc_big(total, 0, &zero);
+  void *p = alloc_big(total, 0, true, &zero);
   if (p != NULL && !zero) memset(p, 0, total); /* fresh or purged pages are never written */
   return p;
 }
@@ -345,16 +346,16 @@ static void *alloc_aligned(size_t align, size_t size) {
   }
   bool zero;
   /* above what a segment aligns to: a huge block mapped at that alignment */
-  if (align > LOF_MAX_ALIGN) return lof__huge_alloc(size, align, &zero);
+  if (align > LOF_MAX_ALIGN) return lof__huge_alloc(size, align, false, &zero);
   size_t sz = size > align ? size : align;
   if (sz <= LOF_PAGE_SIZE) {
     /* power-of-two classes up to 4 KiB are aligned to their size */
     size_t pow2 = (size_t)1 << (64 - __builtin_clzll((unsigned long long)sz - 1));
     return alloc_small(pow2);
   }
-  if (size >= lof__huge_threshold()) return lof__huge_alloc(size, align, &zero);
+  if (size >= lof__huge_threshold()) return lof__huge_alloc(size, align, false, &zero);
   void *p = lof__large_alloc(size, align, &zero);
-  if (p == NULL && errno == ENOMEM) p = lof__huge_alloc(size, align, &zero);
+  if (p == NULL && errno == ENOMEM) p = lof__huge_alloc(size, align, false, &zero);
   return p;
 }
 

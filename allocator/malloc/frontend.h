@@ -378,7 +378,9 @@ LOF_HIDDEN int lof__heap_check(lof_heap_t *h);
 /* ---- large and huge blocks (large.c, huge.c) ----------------------------- */
 LOF_HIDDEN void *lof__large_alloc(size_t size, size_t align, bool *zero);
 LOF_HIDDEN void lof__large_free(lof_span_t *s);
-LOF_HIDDEN void *lof__huge_alloc(size_t size, size_t align, bool *zero);
+/* clear: the caller zeroes the block unless *zero comes back true (calloc);
+ * a reused block then has its pages dropped instead of written. */
+LOF_HIDDEN void *lof__huge_alloc(size_t size, size_t align, bool clear, bool *zero);
 LOF_HIDDEN int lof__huge_free(void *p);
 LOF_HIDDEN void *lof__huge_realloc(void *p, size_t size, size_t *old_size);
 LOF_HIDDEN size_t lof__huge_usable(const void *p);
