@@ -449,21 +449,9 @@ LOF_EXPORT int lof_mallopt(int param, int value) {
 }
 
 LOF_EXPORT struct mallinfo2 lof_mallinfo2(void);
-LOF_EXPORT struct mallinfo2 lof_mallinfo2(void) {
+LOF_EXPORT struct mallinfo2 lof_mallinfo2(void) { /* here: override.h aliases it */
   struct mallinfo2 mi;
-  lof_stats_t st;
-  uint64_t hcount, hbytes;
-  memset(&mi, 0, sizeof(mi));
-  memset(&st, 0, sizeof(st));
-  lof__malloc_init();
-  lof__region_stats(&st);
-  lof__malloc_stats(&st);
-  lof__huge_stats(&hcount, &hbytes);
-  mi.arena = st.committed > hbytes ? st.committed - hbytes : 0; /* committed outside huge blocks */
-  mi.hblks = hcount;
-  mi.hblkhd = hbytes;
-  mi.uordblks = st.allocated;
-  mi.fordblks = st.committed > st.allocated ? st.committed - st.allocated : 0;
+  lof__mstats_mallinfo2(&mi);
   return mi;
 }
 

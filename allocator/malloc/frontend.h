@@ -387,6 +387,9 @@ LOF_HIDDEN size_t lof__huge_usable(const void *p);
 LOF_HIDDEN size_t lof__huge_threshold(void);
 LOF_HIDDEN void lof__huge_set_threshold(size_t t);  /* mallopt(M_MMAP_THRESHOLD); 0 = the option */
 LOF_HIDDEN void lof__huge_set_keep_all(bool on);    /* mallopt(M_MMAP_MAX, 0): never unmap */
+struct mallinfo2;
+LOF_HIDDEN void lof__mstats_mallinfo2(struct mallinfo2 *mi); /* mstats.c */
+LOF_HIDDEN void lof__huge_cache_stats(uint64_t *count, uint64_t *bytes); /* unpinned cached blocks */
 LOF_HIDDEN size_t lof__huge_cache_flush(void);      /* lof_purge: release the unpinned cache */
 LOF_HIDDEN void lof__huge_stats(uint64_t *count, uint64_t *bytes);
 LOF_HIDDEN void lof__huge_prefork(void);

@@ -467,6 +467,13 @@ LOF_HIDDEN void lof__huge_stats(uint64_t *count, uint64_t *bytes) {
   pthread_mutex_unlock(&huge_lock);
 }
 
+LOF_HIDDEN void lof__huge_cache_stats(uint64_t *count, uint64_t *bytes) {
+  pthread_mutex_lock(&huge_lock);
+  *count = cache_count;
+  *bytes = cache_bytes;
+  pthread_mutex_unlock(&huge_lock);
+}
+
 static bool huge_desc_ok(const lof_huge_t *d) {
   return d->region != NULL && d->block == d->region->base && d->size == d->region->size &&
          d->size > 0 && !lof__registry_test(lof__segment_of((void *)d->block));

@@ -12,12 +12,26 @@
  * mallinfo2 via lof__mstats_huge_now): lofalloc does not keep a peak itself.
  * Then lofalloc's own summary follows (lof_stats_print: locked bytes).
  *
+ * mallinfo2() (its fields in glibc's sense, from the same gathering):
+ *   arena    = the arenas' system bytes (committed prefixes of segments)
+ *   ordblks  = free chunks: free runs in the arenas + cached huge blocks
+ *   smblks, fsmblks = 0 (no fastbins: small free blocks are per thread)
+ *   hblks, hblkhd = live huge blocks (glibc's mmapped chunks) and bytes
+ *   usmblks  = 0 (as in glibc)
+ *   uordblks = bytes handed out outside huge blocks (usable sizes)
+ *   fordblks = arena - uordblks (free runs and free room in small spans)
+ *   keepcost = at most what malloc_trim() can give back now: the free runs'
+ *              bytes plus the unpinned cached huge blocks' (free runs that
+ *              decay already purged are counted too)
+ *
  * malloc_info(0, fp) writes glibc's <malloc version="1"> document: one
  * <heap nr="N"> per arena, then the totals; EINVAL for options != 0.
  * Numbers are gathered (arena locks taken one at a time) before anything is
  * printed: stdio may call malloc.
  */
 #include <errno.h>
+#include <malloc.h>
+#include <string.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -144,3 +158,23 @@ LOF_EXPORT int lof_malloc_info(int options, FILE *fp) {
 void malloc_stats(void) MSTATS_ALIAS(lof_malloc_stats_glibc);
 int malloc_info(int options, FILE *fp) MSTATS_ALIAS(lof_malloc_info);
 #endif
+
+LOF_HIDDEN void lof__mstats_mallinfo2(struct mallinfo2 *mi) {
+  mstats_all_t m;
+  mstats_gather(&m);
+  uint64_t runs = 0, free_bytes = 0, ccount, cbytes;
+  for (unsigned i = 0; i < m.narenas; i++) {
+    runs += m.arena[i].free_runs;
+    free_bytes += m.arena[i].free_bytes;
+  }
+  lof__huge_cache_stats(&ccount, &cbytes);
+  uint64_t small_large = m.allocated > m.hbytes ? m.allocated - m.hbytes : 0;
+  memset(mi, 0, sizeof *mi);
+  mi->arena = m.system;
+  mi->ordblks = runs + ccount;
+  mi->hblks = m.hcount;
+  mi->hblkhd = m.hbytes;
+  mi->uordblks = small_large;
+  mi->fordblks = m.system > small_large ? m.system - small_large : 0;
+  mi->keepcost = free_bytes + cbytes;
+}

@@ -1,10 +1,11 @@
 /*
- * mstats.c -- malloc_stats() and malloc_info() in glibc's layout: the
+ * mstats.c -- malloc_stats(), malloc_info() and mallinfo2() in glibc's layout: the
  * output is parsed as programs parse glibc's, and its numbers are checked
  * against lof_stats_get() and the heap the test built (through the lof_
  * names, so it also runs in the sanitizer builds).
  */
 #include <errno.h>
+#include <malloc.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +21,8 @@
 
 void lof_malloc_stats_glibc(void);
 int lof_malloc_info(int options, FILE *fp);
+struct mallinfo2 lof_mallinfo2(void);
+int lof_malloc_trim(size_t pad);
 
 /* What lof_malloc_stats_glibc wrote on stderr, through tmp (made by the
  * caller before it reads the stats: tmpfile allocates). */
@@ -121,10 +124,56 @@ static void test_malloc_info_xml(void **state) {
   lof_free(huge1);
 }
 
+/* mallinfo2's fields follow a heap the test builds: large blocks freed
+ * between live ones are free chunks (ordblks) and trimmable (keepcost), a
+ * freed huge block is a cached free chunk until malloc_trim, and arena =
+ * uordblks + fordblks as in glibc. */
+static void test_mallinfo2_fields(void **state) {
+  (void)state;
+  const size_t big = (size_t)256 << 10, huge = (size_t)6 << 20;
+  struct mallinfo2 m0 = lof_mallinfo2();
+  char *a[8];
+  for (int i = 0; i < 8; i++) {
+    a[i] = lof_malloc(big);
+    assert_non_null(a[i]);
+    memset(a[i], i, big);
+  }
+  char *h1 = lof_malloc(huge), *h2 = lof_malloc(huge);
+  assert_non_null(h1);
+  assert_non_null(h2);
+  struct mallinfo2 m1 = lof_mallinfo2();
+  assert_int_equal(m1.hblks, m0.hblks + 2);
+  assert_true(m1.hblkhd >= m0.hblkhd + 2 * huge);
+  assert_true(m1.uordblks >= m0.uordblks + 8 * big);
+  assert_int_equal(m1.arena, m1.uordblks + m1.fordblks);
+  assert_int_equal(m1.smblks + m1.fsmblks + m1.usmblks, 0);
+
+  lof_free(a[1]);
+  lof_free(a[3]);
+  lof_free(a[5]);
+  lof_free(h1);
+  struct mallinfo2 m2 = lof_mallinfo2();
+  print_message("# mallinfo2: ordblks %zu -> %zu, keepcost %zu -> %zu KiB\n", m1.ordblks,
+                m2.ordblks, m1.keepcost >> 10, m2.keepcost >> 10);
+  assert_int_equal(m2.hblks, m1.hblks - 1);
+  assert_true(m2.ordblks >= m1.ordblks + 3); /* three runs between live blocks, one cached block */
+  assert_true(m2.keepcost >= m1.keepcost + 3 * big + huge);
+  assert_true(m2.uordblks + 3 * big <= m1.uordblks);
+  assert_int_equal(m2.arena, m2.uordblks + m2.fordblks);
+
+  assert_int_equal(lof_malloc_trim(0), 1);
+  struct mallinfo2 m3 = lof_mallinfo2();
+  assert_true(m3.keepcost + huge <= m2.keepcost); /* the cached block is gone */
+  for (int i = 0; i < 8; i++)
+    if (i != 1 && i != 3 && i != 5) lof_free(a[i]);
+  lof_free(h2);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_malloc_stats_layout),
     cmocka_unit_test(test_malloc_info_xml),
+    cmocka_unit_test(test_mallinfo2_fields),
   };
   return cmocka_run_group_tests_name("mstats", tests, NULL, NULL);
 }
