@@ -39,7 +39,8 @@
  * And the slack of a block handed out whole for a smaller request -- the
  * pages past the request -- stays resident only while the cache and every
  * live block's slack together hold at most HUGE_CACHE_MAX_BYTES; past that
- * the slack's pages are dropped.  Pinned (reserve) blocks are never
+ * the block is shrunk to the request (mremap), so neither its pages nor its
+ * lock charge outlive the bound.  Pinned (reserve) blocks are never
  * touched by either rule: their reuse makes no system call.
  */
 #include <errno.h>
@@ -289,28 +290,28 @@ LOF_HIDDEN size_t lof__huge_cache_flush(void) {
 /* ---- allocation ------------------------------------------------------------ */
 
 /* An unpinned cached block d taken for len bytes (len <= d->size), not yet
- * live: for calloc (clear) its first len bytes are dropped, so they read as
- * zero (*zero) without being written; its slack (the bytes past len) is
- * kept resident and counted in slack_bytes while the bound allows, else
- * dropped.  A refused drop leaves the pages as they were (calloc then
- * writes its zeros). */
-static void reuse_drop_pages(lof_huge_t *d, size_t len, bool clear, bool *zero) {
+ * live.  Its slack (the bytes past len) stays, resident and counted in
+ * slack_bytes, while the bound allows; past it the block is shrunk to len
+ * in place (mremap: the slack's pages and its lock charge go; if refused,
+ * the slack's pages are dropped instead).  For calloc (clear) the first len
+ * bytes are dropped, so they read as zero (*zero) without being written; a
+ * refused drop leaves them as they were and calloc writes its zeros. */
+static void reuse_fit(lof_huge_t *d, size_t len, bool clear, bool *zero) {
   size_t slack = d->size - len;
-  bool keep_slack = false;
   if (slack != 0) {
     pthread_mutex_lock(&huge_lock);
-    keep_slack = cache_bytes + slack_bytes + slack <= HUGE_CACHE_MAX_BYTES;
-    if (keep_slack) {
+    bool keep = cache_bytes + slack_bytes + slack <= HUGE_CACHE_MAX_BYTES;
+    if (keep) {
       d->slack = slack;
       slack_bytes += slack;
     }
     pthread_mutex_unlock(&huge_lock);
+    if (!keep && lof__region_remap(d->region, len) == 0)
+      d->size = d->region->size; /* a shrink never moves the block */
+    else if (!keep)
+      lof__region_purge(d->region, (void *)(d->block + len), slack);
   }
-  size_t from = clear ? 0 : len;
-  size_t to = keep_slack ? len : d->size;
-  if (from >= to) return;
-  if (lof__region_purge(d->region, (void *)(d->block + from), to - from) == 0 && clear)
-    *zero = true;
+  if (clear && lof__region_purge(d->region, (void *)d->block, len) == 0) *zero = true;
 }
 
 LOF_HIDDEN void *lof__huge_alloc(size_t size, size_t align, bool clear, bool *zero) {
@@ -345,7 +346,7 @@ LOF_HIDDEN void *lof__huge_alloc(size_t size, size_t align, bool clear, bool *ze
   }
   if (d != NULL) {
     *zero = false;
-    if (!d->pinned) reuse_drop_pages(d, len, clear, zero);
+    if (!d->pinned) reuse_fit(d, len, clear, zero);
     pthread_mutex_lock(&huge_lock);
     d->pinned = false;
     live_link_locked(d);

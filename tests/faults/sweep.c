@@ -28,7 +28,9 @@
  * The CMocka cases (one per site) run a bounded sample in make check: one
  * run per errno and policy, k rotating over 1, 2 and N (the last call the
  * workload makes there), sticky or not.  LOFTEST_FAULTS=full (make
- * check-faults) runs every k = 1..N, each sticky and not.
+ * check-faults) runs every k = 1..N, each sticky and not;
+ * LOFTEST_FAULTS_SITES (make check-faults SITES=munlock,mremap) limits it to
+ * the sites named.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -357,7 +359,19 @@ static void judge(const site_desc_t *s, unsigned k, int err, bool sticky, const 
               (int)s->site, k, err, sticky ? 1 : 0, buf);
 }
 
+/* LOFTEST_FAULTS_SITES=munlock,mremap: only those sites (make check-faults
+ * SITES=...); the others are skipped. */
+static bool site_selected(const char *name) {
+  const char *list = getenv("LOFTEST_FAULTS_SITES");
+  if (list == NULL || *list == '\0') return true;
+  size_t len = strlen(name);
+  for (const char *p = list; (p = strstr(p, name)) != NULL; p += len)
+    if ((p == list || p[-1] == ',') && (p[len] == ',' || p[len] == '\0')) return true;
+  return false;
+}
+
 static void sweep_site(const site_desc_t *s) {
+  if (!site_selected(s->name)) skip();
   const char *mode = getenv("LOFTEST_FAULTS");
   bool full = mode != NULL && strcmp(mode, "full") == 0;
   tally_t t = {0, 0, 0};

@@ -265,7 +265,7 @@ static char *touched(size_t len, int byte) {
  * them.  Root only (it needs more than the cache's 256 MiB bound): a block
  * handed out whole for a quarter of its size keeps its slack resident
  * while the cache and the live slack hold at most 256 MiB, and past that
- * the slack's pages are dropped. */
+ * the block is shrunk to the request. */
 static int child_residency(bool unpriv) {
   if (unpriv && drop_ipc_lock(8 * MiB) != 0) return 20;
   size_t sz = unpriv ? 4 * MiB + 4096 : 8 * MiB;
@@ -297,11 +297,15 @@ static int child_residency(bool unpriv) {
   for (int i = 0; i < 3; i++) lof_free(y[i]);
   char *dropped = lof_malloc(req);
   if (dropped != y[0] && dropped != y[1] && dropped != y[2]) return 9;
-  size_t kept_res = resident_pages(kept + req, slack), dropped_res = resident_pages(dropped + req, slack);
-  snprintf(msg, sizeof msg, "# root: slack of %zu MiB resident: %zu pages kept (in bound), %zu past it\n",
-           slack >> 20, kept_res, dropped_res);
+  size_t kept_res = resident_pages(kept + req, slack);
+  size_t kept_usable = lof_malloc_usable_size(kept), dropped_usable = lof_malloc_usable_size(dropped);
+  snprintf(msg, sizeof msg,
+           "# root: %zu MiB blocks for %zu MiB: in bound %zu MiB usable, %zu slack pages resident;"
+           " past it %zu MiB usable\n", big >> 20, req >> 20, kept_usable >> 20, kept_res,
+           dropped_usable >> 20);
   say(msg);
-  if (kept_res != slack / 4096 || dropped_res != 0) return 10;
+  if (kept_usable != big || kept_res != slack / 4096) return 10;
+  if (dropped_usable != req) return 13; /* shrunk: the slack's pages and charge are gone */
   if (resident_pages(dropped, req) != req / 4096) return 11; /* the request's pages stay */
   lof_free(kept);
   lof_free(dropped);
