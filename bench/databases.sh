@@ -24,6 +24,7 @@ build=${LOF_BUILD:-$here/..}
 while getopts r:b: o; do
   case $o in r) rounds=$OPTARG ;; b) build=$OPTARG ;; *) exit 2 ;; esac
 done
+. "$(cd "$(dirname "$0")" && pwd)/../tests/common/smaps.sh"
 LOF_LIB=$build/allocator/.libs/liblofalloc.so
 LOFJE_LIB=$build/allocator/.libs/liblofalloc-jemalloc-process.so
 LOFRUN=$build/allocator/lofrun
@@ -66,10 +67,8 @@ sample() {
   fi
   set -- $(cut -d' ' -f14-17 "/proc/$pid/stat")
   ticks=$(($1 + $2)); [ -n "$kids" ] && ticks=$((ticks + $3 + $4))
-  hwm=$(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$pid/status")
-  anon=$(sed -n 's/^RssAnon:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$pid/status")
-  lck=$(sed -n 's/^VmLck:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$pid/status")
-  locked=$(sed -n 's/^Locked:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$pid/smaps_rollup")
+  hwm=$(status_kb "$pid" VmHWM) anon=$(status_kb "$pid" RssAnon) lck=$(status_kb "$pid" VmLck)
+  locked=$(smaps_rollup_kb "$pid" Locked)
   echo "$load $alloc $ticks $ops $hwm $anon $locked $lck" >>"$RESULTS"
 }
 

@@ -2,7 +2,7 @@
 """vmas.py PID -- check that a process running the lofalloc jemalloc
 whole-process mode keeps its jemalloc heap lock-on-fault.
 
-Reads /proc/PID/smaps.  A candidate heap VMA is an anonymous private
+Reads /proc/PID/smaps (tests/common/smaps.py).  A candidate heap VMA is an anonymous private
 read-write mapping that is not a loaded object's bss (directly after a file
 mapping), not named ([stack], [heap], ...) and not a thread stack (directly
 above a PROT_NONE guard of at most 64 KiB).  Every candidate of 512 KiB or
@@ -10,30 +10,11 @@ more must be `lo lf` (jemalloc maps at least 2 MiB at a time), the unlocked
 candidates must total less than 1 MiB (the dynamic loader's own small
 mappings), and there must be lock-on-fault memory at all.
 Prints a summary and FAIL lines; exit status 0 = pass."""
-import re
+import os
 import sys
 
-HDR = re.compile(r'^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \d+\s*(.*)$')
-
-
-def vmas(pid):
-    cur = None
-    with open(f'/proc/{pid}/smaps') as f:
-        for line in f:
-            m = HDR.match(line)
-            if m:
-                if cur:
-                    yield cur
-                cur = {'start': int(m.group(1), 16), 'end': int(m.group(2), 16),
-                       'perm': m.group(3), 'path': m.group(4).strip()}
-                continue
-            key, _, val = line.partition(':')
-            if key == 'VmFlags':
-                cur['flags'] = val.split()
-            elif key in ('Rss', 'Locked'):
-                cur[key] = int(val.split()[0]) * 1024
-    if cur:
-        yield cur
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'common'))
+from smaps import is_lockonfault, vmas  # noqa: E402
 
 
 def main():
@@ -44,22 +25,22 @@ def main():
     ok = True
     for idx, v in enumerate(allv):
         size = v['end'] - v['start']
-        flags = v.get('flags', [])
-        if 'lo' in flags and 'lf' in flags:
+        lolf_here = is_lockonfault(v)
+        if lolf_here:
             lolf += size
-            lolf_locked += v.get('Locked', 0)
-        candidate = (v['path'] == '' and v['perm'].startswith('rw') and v['perm'].endswith('p')
-                     and not (prev and prev['path'] and prev['end'] == v['start'])
+            lolf_locked += v['kb'].get('Locked', 0) * 1024
+        candidate = (v['name'] == '' and v['perm'].startswith('rw') and v['perm'].endswith('p')
+                     and not (prev and prev['name'] and prev['end'] == v['start'])
                      and not (prev and prev['perm'] == '---p' and prev['end'] == v['start']
                               and prev['end'] - prev['start'] <= 65536))
-        if candidate and not ('lo' in flags and 'lf' in flags):
+        if candidate and not lolf_here:
             residue += size
             if size >= 512 * 1024:
                 print(f'FAIL: unlocked anonymous VMA {v["start"]:#x}-{v["end"]:#x} '
-                      f'({size >> 10} KiB, Rss {v.get("Rss", 0) >> 10} KiB)')
+                      f'({size >> 10} KiB, Rss {v["kb"].get("Rss", 0)} KiB)')
                 for n in allv[max(0, idx - 2):idx + 3]:
-                    print(f'      {n["start"]:#x}-{n["end"]:#x} {n["perm"]} {n["path"]} '
-                          f'{" ".join(n.get("flags", []))}')
+                    print(f'      {n["start"]:#x}-{n["end"]:#x} {n["perm"]} {n["name"]} '
+                          f'{" ".join(n["flags"])}')
                 ok = False
         prev = v
     print(f'vmas: lo lf {lolf >> 10} KiB (Locked {lolf_locked >> 10} KiB), '

@@ -30,6 +30,7 @@ build=${1:?usage: soak.sh BUILD_DIR DURATION [OUT_DIR]}
 dur=${2:?usage: soak.sh BUILD_DIR DURATION [OUT_DIR]}
 out=${3:-$build/soak}
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../common/smaps.sh"
 case "$dur" in
   *h) secs=$(( ${dur%h} * 3600 )) ;;
   *m) secs=$(( ${dur%m} * 60 )) ;;
@@ -69,10 +70,10 @@ while kill -0 "$sng" 2>/dev/null; do
   now=$(( $(date +%s) - start ))
   n=0 rss=0 lck=0 vml=0
   for c in $sng $(descendants "$sng"); do
-    s=$(awk '/^VmRSS:/{r=$2} /^VmLck:/{l=$2} END{print r+0, l+0}' "/proc/$c/status" 2>/dev/null) || continue
-    [ -n "$s" ] || continue
-    k=$(awk '/^Locked:/{print $2; exit}' "/proc/$c/smaps_rollup" 2>/dev/null)
-    n=$((n + 1)); rss=$((rss + ${s% *})); vml=$((vml + ${s#* })); lck=$((lck + ${k:-0}))
+    [ -r "/proc/$c/status" ] || continue
+    n=$((n + 1))
+    rss=$((rss + $(status_kb "$c" VmRSS))); vml=$((vml + $(status_kb "$c" VmLck)))
+    lck=$((lck + $(smaps_rollup_kb "$c" Locked)))
   done
   echo "$now,$n,$rss,$lck,$vml" >> "$out/stressng.csv"
   sleep 10

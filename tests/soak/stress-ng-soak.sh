@@ -20,14 +20,14 @@ LD_PRELOAD="$lib" LOFALLOC_STATS=1 stress-ng --malloc 2 --malloc-bytes 64M --mal
   --tsearch 1 --hsearch 1 --qsort 1 --str 1 --verify --timeout "${secs}s" --metrics-brief \
   > "$tmp/out" 2>&1 &
 pid=$!
+. "$(cd "$(dirname "$0")" && pwd)/../common/smaps.sh"
 sleep $((secs / 2))
 descendants() { for c in $(pgrep -P "$1" 2>/dev/null); do echo "$c"; descendants "$c"; done; }
 lf=0 workers=0
 for c in $(descendants "$pid"); do
   workers=$((workers + 1))
   # lock-on-fault VMAs with something locked in them
-  awk '/^[0-9a-f]+-[0-9a-f]+ /{locked=0} /^Locked:/{locked=$2} /^VmFlags:.* lo .*lf/{if (locked>0) found=1} END{exit !found}' \
-    "/proc/$c/smaps" 2>/dev/null && lf=$((lf + 1))
+  smaps_lolf_locked "$c" && lf=$((lf + 1))
 done
 wait "$pid"; rc=$?
 tail -5 "$tmp/out"
