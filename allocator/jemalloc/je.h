@@ -1,6 +1,6 @@
 /*
  * je.h -- internals shared by the jemalloc frontend's files: the extent
- * hooks (hooks.c), the registry of lock-on-fault arenas (arena.c) and the
+ * hooks (hooks.c), the registry of lock-on-fault arenas (stats.c) and the
  * own mappings of the whole-process mode (boot.c, process.c) and the lock
  * gate (gate.c).
  *

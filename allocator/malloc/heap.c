@@ -31,6 +31,11 @@
  * before it asks the arena; lof_purge() releases abandoned spans that became
  * empty.  Heap structs come from a lock-on-fault metadata region and are
  * recycled; nothing here calls malloc.
+ *
+ * Also here: the frontend's one-time initialisation (lof__malloc_init: the
+ * region layer, the arenas, the heap key and secret, then LOFALLOC_RESERVE),
+ * because the first thread heap is where it is first needed.  It calls only
+ * down (region, arena, reserve); entry points above call it.
  */
 #include <errno.h>
 #include <string.h>
