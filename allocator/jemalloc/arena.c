@@ -1,39 +1,35 @@
 /*
- * arena.c -- jemalloc arenas backed by the lofalloc hooks: creating them
- * (lof_je_arena_create), putting the hooks under jemalloc's automatic
- * arenas, the huge arena included (lof_je_hook_automatic_arenas), and the registry of which arenas
- * use the hooks (for stats).
+ * arena.c -- the entry points of liblofalloc-jemalloc: jemalloc arenas
+ * backed by the lofalloc hooks, creating them (lof_je_arena_create), putting
+ * the hooks under jemalloc's automatic arenas, the huge arena included
+ * (lof_je_hook_automatic_arenas), and handing the hook table to a program
+ * that installs it itself (lof_je_extent_hooks).  Each initialises the
+ * frontend on first use: the hooks' options (hooks.c), then the
+ * LOFALLOC_STATS report (stats.c).  The top of the frontend with fork.c and
+ * process.c: it calls down to hooks.c and stats.c, nothing calls it but
+ * process.c.
  *
- * Invariants: an arena is marked in the registry before any allocation can
- * be made from it through us; the registry only grows (jemalloc arenas that
- * are destroyed keep their bit, their stats read as zero).  Arena 0 is the
+ * Invariants: an arena is marked in the registry (stats.c) before any
+ * allocation can be made from it through us.  Arena 0 is the
  * base (metadata) allocator of jemalloc's b0: once it has the hooks, every
  * new metadata block is lock-on-fault too.
  */
 #include <errno.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 
 #include "je.h"
 
-/* MALLOCX_ARENA() encodes indices below 4095. */
-#define ARENA_MAX 4096
-static _Atomic(uint64_t) arena_bits[ARENA_MAX / 64];
-
-void lof__je_arena_mark(unsigned ind) {
-  if (ind < ARENA_MAX)
-    atomic_fetch_or(&arena_bits[ind / 64], (uint64_t)1 << (ind % 64));
-}
-
-int lof_je_arena_is_lof(unsigned ind) {
-  if (ind >= ARENA_MAX) return 0;
-  return (atomic_load(&arena_bits[ind / 64]) >> (ind % 64)) & 1;
+/* The frontend's first use, from any of its entry points: the hooks read
+ * their options, and the LOFALLOC_STATS report is registered (stats.c). */
+static void arena_init(void) {
+  lof__je_hooks_init();
+  lof__je_stats_at_exit();
 }
 
 int lof_je_arena_create(unsigned *arena_ind) {
   if (arena_ind == NULL) return EINVAL;
-  lof__je_hooks_init();
+  arena_init();
   extent_hooks_t *hooks = &lof__je_hooks;
   unsigned ind = 0;
   size_t sz = sizeof(ind);
@@ -83,7 +79,7 @@ int lof_je_hook_automatic_arenas(void) {
   int err = 0;
   pthread_mutex_lock(&mutex);
   if (!done) {
-    lof__je_hooks_init();
+    arena_init();
     unsigned n = 0;
     size_t sz = sizeof(n);
     err = mallctl("opt.narenas", &n, &sz, NULL, 0);
@@ -93,4 +89,9 @@ int lof_je_hook_automatic_arenas(void) {
   }
   pthread_mutex_unlock(&mutex);
   return err;
+}
+
+void *lof_je_extent_hooks(void) {
+  arena_init();
+  return &lof__je_hooks;
 }

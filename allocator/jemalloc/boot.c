@@ -6,7 +6,9 @@
  * Owns: the table of those mappings and, per mapping, which of its
  * granules (64 KiB, or coarser for mappings over 16 MiB) are locked on
  * fault; locking what jemalloc has touched of them when locking is
- * budgeted; re-locking them in a fork child; the bytes they charge.  The
+ * budgeted (through the gate, gate.c); re-locking them in a fork child,
+ * and what a failed re-lock does (counted, reported once, abort under
+ * LOFALLOC_POLICY=abort); the bytes they charge.  The
  * same table lists, where locking is budgeted, the base (metadata) blocks
  * jemalloc takes from our hooks (hooks.c): regions committed unlocked whose
  * touched granules are locked through the region layer (lof__region_commit,
@@ -33,6 +35,7 @@
 #include <sys/mman.h>
 
 #include "je.h"
+#include "options.h"
 #include "os.h"
 
 #define BOOT_SLOTS 1024
@@ -176,12 +179,12 @@ static bool boot_lock_run(boot_range_t *b, size_t first, size_t n) {
     boot_mark(b, first, n);
     return true;
   }
-  if (!lof__je_gate_open(len)) return false;
+  if (!lof__je_gate_open(len, lof__je_boot_locked_bytes())) return false;
   int saved = errno;
   int rc = lof__os_lock_onfault((void *)lo, len);
   int err = errno;
   errno = saved;
-  lof__je_gate_result(len, rc == 0, err);
+  lof__je_gate_result(len, lof__je_boot_locked_bytes(), rc == 0, err);
   if (rc != 0) return false;
   boot_mark(b, first, n);
   atomic_fetch_add(&boot_locked_bytes, len);
@@ -225,6 +228,20 @@ void lof__je_boot_lock_touched(void) {
   atomic_store(&boot_scanning, 0);
 }
 
+/* The child could not lock its copy of some of jemalloc's own memory: it
+ * stays unlocked (counted, one message), or the child aborts under
+ * LOFALLOC_POLICY=abort. */
+static void boot_relock_failed(size_t len, int err) {
+  static _Atomic(bool) warned;
+  atomic_fetch_add(&lof__je_counters.fork_relock_failures, 1);
+  if (lof__option(LOF_OPT_POLICY) == LOF_POLICY_ABORT)
+    lof__fatal("fork child: cannot lock %zu bytes of jemalloc's own memory again (errno %d); "
+               "LOFALLOC_POLICY=abort", len, err);
+  if (!atomic_exchange(&warned, true))
+    lof__message("fork child: cannot lock %zu bytes of jemalloc's own memory again (errno %d), "
+                 "it stays unlocked", len, err);
+}
+
 /* A run failed to lock again: jemalloc may have unmapped part of what it
  * mapped (it trims alignment slack), and mlock2 fails with ENOMEM over a
  * hole.  Lock page by page; a page that is not mapped (mincore: ENOMEM)
@@ -234,7 +251,7 @@ static void boot_relock_pages(uintptr_t lo, uintptr_t hi) {
     unsigned char c;
     if (mincore((void *)a, LOF_PAGE_SIZE, &c) != 0 && errno == ENOMEM) continue;
     if (lof__os_lock_onfault((void *)a, LOF_PAGE_SIZE) != 0)
-      lof__je_fork_relock_failed(LOF_PAGE_SIZE, errno);
+      boot_relock_failed(LOF_PAGE_SIZE, errno);
   }
 }
 

@@ -18,6 +18,10 @@
  *    the child's heap, without taking them in the parent.  A
  *    fork racing with a region reserve/release on another thread can then
  *    see the region list mid-update in the child (doc/jemalloc.md, limits).
+ *
+ * The top of the frontend for fork: the handlers call down into each
+ * module's prefork/postfork (region layer, hooks.c, boot.c); nothing calls
+ * back up here but process.c (lof__je_fork_register_early).
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -43,20 +47,6 @@ static void fork_child(void) {
   lof__je_hooks_postfork_child();
   if (lof__option(LOF_OPT_FORK_RELOCK) && lof__region_backend() != LOF_BACKEND_UNLOCKED)
     lof__je_boot_postfork_child();
-}
-
-/* The child could not lock its copy of some of jemalloc's own memory: it
- * stays unlocked (counted, one message), or the child aborts under
- * LOFALLOC_POLICY=abort. */
-void lof__je_fork_relock_failed(size_t len, int err) {
-  static _Atomic(bool) warned;
-  atomic_fetch_add(&lof__je_counters.fork_relock_failures, 1);
-  if (lof__option(LOF_OPT_POLICY) == LOF_POLICY_ABORT)
-    lof__fatal("fork child: cannot lock %zu bytes of jemalloc's own memory again (errno %d); "
-               "LOFALLOC_POLICY=abort", len, err);
-  if (!atomic_exchange(&warned, true))
-    lof__message("fork child: cannot lock %zu bytes of jemalloc's own memory again (errno %d), "
-                 "it stays unlocked", len, err);
 }
 
 void lof__je_fork_register_early(void) {

@@ -12,7 +12,11 @@
  * the kernel's refusals itself.)
  *
  * Counters (attempts, refusals, skipped) are relaxed atomics, reported by
- * lof_je_stats_print.  Nothing here allocates or takes a lock.
+ * lof_je_stats_print; the frontend's counter struct (lof__je_counters, je.h)
+ * is defined here, in the lowest file, so that every file may count.  The
+ * gate knows jemalloc's own locked bytes only as its callers pass them
+ * (boot.c counts them): it calls nothing of the frontend.  Nothing here
+ * allocates or takes a lock.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -22,6 +26,10 @@
 #include "options.h"
 #include "os.h"
 #include "region.h"
+
+/* Defined here, in the frontend's lowest file, so that every file may count
+ * (the fields say who counts what, je.h). */
+lof_je_counters_t lof__je_counters;
 
 static _Atomic(int) gate_budget_state; /* 0 unknown, 1 free, 2 budgeted */
 static _Atomic(uint64_t) gate_bound = UINT64_MAX; /* charge + request known to fail */
@@ -44,25 +52,26 @@ bool lof__je_lock_budgeted(void) {
 }
 
 /* What the frontend has locked: the region layer's heap and metadata, and
- * jemalloc's own mappings. */
-static uint64_t gate_charge(void) {
+ * jemalloc's own mappings (own_locked: boot.c counts them, and the caller
+ * passes them, so that the gate stays below boot.c). */
+static uint64_t gate_charge(uint64_t own_locked) {
   lof_stats_t st;
   lof__region_stats_basic(&st);
-  return st.locked_range + st.meta_locked + lof__je_boot_locked_bytes();
+  return st.locked_range + st.meta_locked + own_locked;
 }
 
-bool lof__je_gate_open(size_t len) {
+bool lof__je_gate_open(size_t len, uint64_t own_locked) {
   uint64_t bound = atomic_load_explicit(&gate_bound, memory_order_relaxed);
-  if (LOF_LIKELY(bound == UINT64_MAX) || gate_charge() + len < bound) return true;
+  if (LOF_LIKELY(bound == UINT64_MAX) || gate_charge(own_locked) + len < bound) return true;
   atomic_fetch_add_explicit(&lof__je_counters.lock_skipped, 1, memory_order_relaxed);
   return false;
 }
 
-void lof__je_gate_result(size_t len, bool locked, int err) {
+void lof__je_gate_result(size_t len, uint64_t own_locked, bool locked, int err) {
   atomic_fetch_add_explicit(&lof__je_counters.lock_attempts, 1, memory_order_relaxed);
   if (locked || !(err == ENOMEM || err == EAGAIN || err == EPERM)) return;
   atomic_fetch_add_explicit(&lof__je_counters.lock_refusals, 1, memory_order_relaxed);
-  uint64_t bound = gate_charge() + len;
+  uint64_t bound = gate_charge(own_locked) + len;
   uint64_t cur = atomic_load(&gate_bound);
   while (bound < cur && !atomic_compare_exchange_weak(&gate_bound, &cur, bound)) {
   }

@@ -63,7 +63,6 @@
 #include "os.h"
 #include "region.h"
 
-lof_je_counters_t lof__je_counters;
 bool lof__je_hooks_retain = true;
 bool lof__je_hooks_eager;
 
@@ -76,13 +75,6 @@ void lof__je_hooks_init(void) {
 
 #define HOOKS_COUNT(field) atomic_fetch_add_explicit(&lof__je_counters.field, 1, memory_order_relaxed)
 
-static void hooks_print_stats_at_exit(void) {
-  int fd = lof__stats_output_open();
-  if (fd < 0) return;
-  lof_je_stats_print(fd);
-  lof__stats_output_close(fd);
-}
-
 static void hooks_init_once(void) {
   bool retain = true;
   size_t sz = sizeof(retain);
@@ -91,7 +83,6 @@ static void hooks_init_once(void) {
   int64_t mode = lof__option(LOF_OPT_JE_COMMIT);
   lof__je_hooks_eager = mode == LOF_JE_COMMIT_EAGER ||
                         (mode == LOF_JE_COMMIT_AUTO && !lof__je_lock_budgeted());
-  if (lof__option(LOF_OPT_STATS)) atexit(hooks_print_stats_at_exit);
   if (lof__option(LOF_OPT_VERBOSE))
     lof__message("jemalloc hooks: retain %s, commit %s", retain ? "on" : "off",
                  lof__je_hooks_eager ? "eager" : "lazy");
@@ -410,8 +401,3 @@ extent_hooks_t lof__je_hooks = {
   .split = hooks_split,
   .merge = hooks_merge,
 };
-
-void *lof_je_extent_hooks(void) {
-  lof__je_hooks_init();
-  return &lof__je_hooks;
-}

@@ -1,6 +1,6 @@
 /*
  * je.h -- internals shared by the jemalloc frontend's files: the extent
- * hooks (hooks.c), the registry of lock-on-fault arenas (arena.c) and the
+ * hooks (hooks.c), the registry of lock-on-fault arenas (stats.c) and the
  * own mappings of the whole-process mode (boot.c, process.c) and the lock
  * gate (gate.c).
  *
@@ -48,8 +48,12 @@ typedef struct lof_je_counters {
 } lof_je_counters_t;
 LOF_HIDDEN extern lof_je_counters_t lof__je_counters;
 
-/* Remember that arena ind uses the hooks (arena.c). */
+/* Remember that arena ind uses the hooks (stats.c: the registry that
+ * lof_je_arena_is_lof and the stats read). */
 LOF_HIDDEN void lof__je_arena_mark(unsigned ind);
+/* Register the LOFALLOC_STATS report at exit (stats.c; once, idempotent;
+ * called by the entry points of arena.c after lof__je_hooks_init). */
+LOF_HIDDEN void lof__je_stats_at_exit(void);
 
 /* jemalloc's own mappings (boot.c): mappings jemalloc made with its default
  * hooks (before ours were installed, or for metadata), that process.c
@@ -73,14 +77,12 @@ LOF_HIDDEN void lof__je_boot_remove(const void *addr);
 /* The lock gate (gate.c).  budgeted: locking is charged to a limit (no
  * CAP_IPC_LOCK and a finite RLIMIT_MEMLOCK, or LOFALLOC_MAX_LOCKED).
  * gate_open: a lock of len more bytes may succeed (else do not ask);
- * gate_result: what the kernel answered (err = errno on failure). */
+ * gate_result: what the kernel answered (err = errno on failure).
+ * own_locked: the locked bytes of jemalloc's own mappings now
+ * (lof__je_boot_locked_bytes), part of the charge the gate weighs. */
 LOF_HIDDEN bool lof__je_lock_budgeted(void);
-LOF_HIDDEN bool lof__je_gate_open(size_t len);
-LOF_HIDDEN void lof__je_gate_result(size_t len, bool locked, int err);
-
-/* A fork child could not re-lock len bytes of jemalloc's own memory
- * (fork.c: counted, reported once; abort under LOFALLOC_POLICY=abort). */
-LOF_HIDDEN void lof__je_fork_relock_failed(size_t len, int err);
+LOF_HIDDEN bool lof__je_gate_open(size_t len, uint64_t own_locked);
+LOF_HIDDEN void lof__je_gate_result(size_t len, uint64_t own_locked, bool locked, int err);
 
 /* The ledger mutex around fork (hooks.c). */
 LOF_HIDDEN void lof__je_hooks_prefork(void);

@@ -121,10 +121,12 @@ static bool process_adopt(void *p, size_t len) {
     lof__je_boot_add(p, span, false);
     return true;
   }
-  bool open = !lof__je_lock_budgeted() || policy != LOF_POLICY_FALLBACK || lof__je_gate_open(span);
+  bool open = !lof__je_lock_budgeted() || policy != LOF_POLICY_FALLBACK ||
+              lof__je_gate_open(span, lof__je_boot_locked_bytes());
   int rc = open ? lof__os_lock_onfault(p, span) : -1;
   int err = open ? errno : ENOMEM;
-  if (open && lof__je_lock_budgeted()) lof__je_gate_result(span, rc == 0, err);
+  if (open && lof__je_lock_budgeted())
+    lof__je_gate_result(span, lof__je_boot_locked_bytes(), rc == 0, err);
   if (rc != 0) {
     if (policy == LOF_POLICY_STRICT) return false;
     if (policy == LOF_POLICY_ABORT)

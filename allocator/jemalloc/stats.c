@@ -5,13 +5,38 @@
  *
  * Reads jemalloc's stats through mallctl (after an "epoch" refresh), so it
  * must not be called from inside a hook; it may allocate inside jemalloc.
+ *
+ * Also owned here: the registry of which arenas use the hooks (arena.c marks
+ * them; lof_je_arena_is_lof reads it), and the LOFALLOC_STATS report at exit,
+ * registered by the entry points (arena.c, lof__je_stats_at_exit).
+ * Invariants: the registry only grows (jemalloc arenas that are destroyed
+ * keep their bit, their stats read as zero).
  */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
 #include "je.h"
+#include "options.h"
 #include "region.h"
+
+/* MALLOCX_ARENA() encodes indices below 4095. */
+#define ARENA_MAX 4096
+static _Atomic(uint64_t) arena_bits[ARENA_MAX / 64];
+
+void lof__je_arena_mark(unsigned ind) {
+  if (ind < ARENA_MAX)
+    atomic_fetch_or(&arena_bits[ind / 64], (uint64_t)1 << (ind % 64));
+}
+
+int lof_je_arena_is_lof(unsigned ind) {
+  if (ind >= ARENA_MAX) return 0;
+  return (atomic_load(&arena_bits[ind / 64]) >> (ind % 64)) & 1;
+}
 
 static uint64_t stats_read(const char *fmt, unsigned ind) {
   char name[96];
@@ -79,4 +104,20 @@ void lof_je_stats_print(int fd) {
           (unsigned long long)lof__je_counters.lock_refusals,
           (unsigned long long)lof__je_counters.lock_skipped,
           (unsigned long long)lof__je_counters.fork_relock_failures);
+}
+
+static void stats_print_at_exit(void) {
+  int fd = lof__stats_output_open();
+  if (fd < 0) return;
+  lof_je_stats_print(fd);
+  lof__stats_output_close(fd);
+}
+
+static void stats_at_exit_once(void) {
+  if (lof__option(LOF_OPT_STATS)) atexit(stats_print_at_exit);
+}
+
+void lof__je_stats_at_exit(void) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, stats_at_exit_once);
 }

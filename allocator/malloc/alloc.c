@@ -77,7 +77,6 @@ static LOF_NOINLINE void *malloc_big(size_t size) {
 }
 
 LOF_HIDDEN unsigned lof__perturb;      /* mallopt(M_PERTURB): 0x100 | byte, or 0 */
-LOF_HIDDEN unsigned lof__arenas_max;   /* mallopt(M_ARENA_MAX), 0 = no limit */
 
 static LOF_NOINLINE void *malloc_perturbed(size_t size) {
   unsigned pb = __atomic_load_n(&lof__perturb, __ATOMIC_RELAXED);
@@ -402,6 +401,12 @@ LOF_EXPORT void *lof_pvalloc(size_t size) {
 }
 
 /* ---- glibc extras ---------------------------------------------------------- */
+
+/* lof_reserve: the entry point; the reserve itself is reserve.c's. */
+LOF_EXPORT int lof_reserve(size_t bytes) {
+  lof__malloc_init();
+  return lof__reserve(bytes);
+}
 
 LOF_EXPORT int lof_malloc_trim(size_t pad);
 LOF_EXPORT int lof_malloc_trim(size_t pad) {

@@ -1,5 +1,5 @@
 /*
- * arena.c -- arenas: page-run allocation inside segments.
+ * arena.c -- arenas: page-run allocation inside segments, and decay.
  *
  * An arena owns a set of segments and every free run in them.  A run is a
  * span of whole pages; free runs are coalesced with free neighbours at once
@@ -13,12 +13,28 @@
  * program growing buffers by realloc reaches about glibc's peak RSS this way
  * instead of 1.2x it (bench/lofbench realloc).  A free run remembers whether
  * all its pages read as zero (fresh or purged), which calloc uses to skip
- * memset, and the dirty ones sit on a list that decay (purge.c) walks.
+ * memset, and the dirty ones sit on a list that decay (below) walks.
  *
  * Runs are handed out only from a segment's committed prefix: a run that
  * reaches above it first grows the prefix (one commit per 64 KiB step, under
  * the lock: see segment.c); the low-pages-first placement above keeps the
  * prefix short.
+ *
+ * Decay (lof__arena_decay_locked, also lof_purge's forced pass, purge.c):
+ * freed page runs stay resident (and locked) for LOFALLOC_DECAY_MS (1000 ms
+ * by default), so a program that frees and reallocates does not pay a purge
+ * and a refault (+13% per page when locked) each time.  The decay pass runs
+ * inside arena operations, at most twice per decay period per arena: it takes
+ * up to 32 runs whose pages have been free for the whole period, marks them
+ * PURGING (not allocatable, not coalescable), drops the arena lock, purges
+ * them (MADV_DONTNEED_LOCKED via the region layer: the range stays committed
+ * and lock-on-fault and refaults as zeros), and reinserts them as zero runs.
+ * A run that reaches the top of its segment's committed prefix is trimmed
+ * instead (decommitted: it leaves the lock charge too, see segment.c), so
+ * the charge follows use.
+ * When a purged run is a whole segment, the segment header's descriptor
+ * pages are purged with it, so an idle segment keeps one resident page.
+ * There is never a system call per free.
  *
  * Threads are spread over the arenas round-robin; each arena has one mutex,
  * taken once per span (64 KiB+ of small objects) or per large block, never
@@ -36,6 +52,7 @@
 
 LOF_HIDDEN _Alignas(4096) lof_arena_t lof__arenas[LOF_MAX_ARENAS];
 LOF_HIDDEN unsigned lof__narenas = 1;
+LOF_HIDDEN unsigned lof__arenas_max; /* mallopt(M_ARENA_MAX), 0 = no limit */
 
 LOF_HIDDEN void lof__arenas_init(void) {
   /* the raw call, like the OS layer's (the libc wrapper and CPU_COUNT map
@@ -66,27 +83,6 @@ LOF_HIDDEN uint64_t lof__now_ms(void) {
 LOF_HIDDEN unsigned lof__arena_bin(size_t npages) {
   if (npages <= 32) return (unsigned)npages - 1;
   return 32u + (63u - (unsigned)__builtin_clzll((unsigned long long)npages)) - 5u;
-}
-
-LOF_HIDDEN lof_span_t *lof__span_slot_new(lof_segment_t *seg, size_t first) {
-  for (size_t w = 0; w < LOF_SEG_PAGES / 64; w++) {
-    uint64_t used = seg->slot_used[w];
-    if (used == ~(uint64_t)0) continue;
-    size_t slot = w * 64 + (size_t)__builtin_ctzll(~used);
-    seg->slot_used[w] = used | ((uint64_t)1 << (slot % 64));
-    lof_span_t *s = &seg->spans[slot];
-    memset(s, 0, sizeof *s);
-    s->first = (uint16_t)first;
-    return s;
-  }
-  lof__fatal("segment %p: no free descriptor slot", (void *)seg); /* a slot per page: cannot */
-}
-
-LOF_HIDDEN void lof__span_slot_free(lof_segment_t *seg, lof_span_t *s) {
-  size_t slot = lof__span_slot(seg, s);
-  s->state = LOF_SPAN_UNUSED;
-  atomic_store_explicit(&s->owner, 0, memory_order_relaxed);
-  seg->slot_used[slot / 64] &= ~((uint64_t)1 << (slot % 64));
 }
 
 /* pagemap at s's first and last page names its slot (the boundary tags). */
@@ -238,6 +234,27 @@ static lof_span_t *arena_carve(lof_arena_t *a, lof_span_t *s, size_t off, size_t
   return r;
 }
 
+/* A fresh run carved for class cls and owned by `owner`: its geometry.
+ * Called by lof__arena_alloc under the arena lock, before the run is
+ * labelled SMALL, so neither lof_check (which walks segments under the lock)
+ * nor a fork (which copies them with every arena lock held) ever sees a
+ * SMALL span with another class's geometry. */
+static void arena_init_small(lof_span_t *s, unsigned cls, uint32_t owner) {
+  lof_segment_t *seg = lof__segment_of(s);
+  size_t first = s->first, np = s->npages;
+  uint16_t slot = lof__span_slot(seg, s);
+  for (size_t i = 1; i + 1 < np; i++) seg->pagemap[first + i] = slot;
+  s->free = NULL;
+  atomic_store_explicit(&s->xfree, 0, memory_order_relaxed);
+  s->block_size = lof__class_size[cls];
+  s->inv = (uint32_t)((((uint64_t)1 << 32) + s->block_size - 1) / s->block_size);
+  s->used = s->capacity = 0;
+  s->reserved = (uint16_t)((np << LOF_PAGE_SHIFT) / s->block_size);
+  s->cls = (uint8_t)cls;
+  s->full = 0;
+  atomic_store_explicit(&s->owner, owner, memory_order_relaxed);
+}
+
 static void arena_maybe_decay(lof_arena_t *a, uint64_t now) {
   uint64_t decay = (uint64_t)lof__option(LOF_OPT_DECAY_MS);
   if (a->dirty_pages == 0) return;
@@ -270,7 +287,7 @@ LOF_HIDDEN lof_span_t *lof__arena_alloc(lof_arena_t *a, size_t npages, size_t al
         errno = ENOMEM;
         return NULL;
       }
-      if (state == LOF_SPAN_SMALL) lof__span_init_small(r, cls, owner);
+      if (state == LOF_SPAN_SMALL) arena_init_small(r, cls, owner);
       r->state = state;
       *zero = r->zero;
       arena_maybe_decay(a, lof__now_ms());
@@ -331,6 +348,128 @@ LOF_HIDDEN bool lof__arena_resize(lof_span_t *s, size_t npages) {
   pthread_mutex_unlock(&a->lock);
   return ok;
 }
+
+/* ---- decay --------------------------------------------------------------- */
+
+#define LOF_PURGE_BATCH 32
+
+/* The arena whose runs this thread is purging, its lock dropped (a fork
+ * from a signal handler that interrupted the purge must leave them to it). */
+static __thread __attribute__((tls_model("initial-exec"))) lof_arena_t *purging_here;
+
+LOF_HIDDEN size_t lof__arena_decay_locked(lof_arena_t *a, uint64_t now, bool force) {
+  uint64_t decay = (uint64_t)lof__option(LOF_OPT_DECAY_MS);
+  size_t total = 0;
+  int saved = errno;
+
+  a->last_decay_ms = now;
+  /* Runs whose decommit the kernel refused: they go back dirty, after the
+   * rounds (so that a forced purge does not retry them at once), and the
+   * next decay retries them: inserted clean they would stay committed and
+   * charged until reused (found by the fault sweep, tests/faults). */
+  lof_span_t *retry[LOF_PURGE_BATCH];
+  unsigned nretry = 0;
+  for (int round = 0; round < 1024; round++) {
+    lof_span_t *batch[LOF_PURGE_BATCH];
+    unsigned nb = 0;
+    lof_span_t *s = a->dirty;
+    while (s != NULL && nb < LOF_PURGE_BATCH) {
+      lof_span_t *next = s->dnext;
+      if (force || now - s->freed_ms >= decay) {
+        lof__arena_unlink_locked(a, s);
+        s->state = LOF_SPAN_PURGING;
+        batch[nb++] = s;
+      }
+      s = next;
+    }
+    if (nb == 0) break;
+    a->purgers++;
+    purging_here = a;
+    pthread_mutex_unlock(&a->lock);
+    bool ok[LOF_PURGE_BATCH], refused[LOF_PURGE_BATCH];
+    for (unsigned i = 0; i < nb; i++) {
+      lof_segment_t *seg = lof__segment_of(batch[i]);
+      size_t first = lof__span_index(seg, batch[i]), end = first + batch[i]->npages;
+      size_t top = atomic_load_explicit(&seg->committed_pages, memory_order_relaxed);
+      size_t trimmed = end >= top ? lof__segment_trim(seg, first) : 0;
+      refused[i] = end >= top && first < top && trimmed == 0;
+      if (refused[i]) {
+        ok[i] = false;
+      } else if (trimmed) {
+        /* The run reaches the top of the committed prefix: decommitted,
+         * its pages leave RAM and the lock charge. */
+        ok[i] = true;
+        total += trimmed;
+      } else {
+        size_t len = ((end < top ? end : top) - first) << LOF_PAGE_SHIFT;
+        ok[i] = len == 0 ||
+                lof__region_purge(seg->region, (void *)lof__span_start(batch[i]), len) == 0;
+        total += ok[i] ? len : 0;
+      }
+      if (ok[i] && batch[i]->npages == LOF_SEG_USABLE_PAGES) {
+        /* The whole segment is free and out of the bins: its descriptor
+         * slots but two (the header's in page 0, and this run's) describe
+         * nothing, and the header pages holding only them may go too; they
+         * refault as zeros = UNUSED.  Page 0 keeps the segment fields, the
+         * slot map and the pagemap. */
+        size_t keep = ((uintptr_t)batch[i] - (uintptr_t)seg) >> LOF_PAGE_SHIFT;
+        for (size_t pg = 1; pg < LOF_SEG_HDR_PAGES; pg++) {
+          size_t upto = pg;
+          while (upto < LOF_SEG_HDR_PAGES && upto != keep) upto++;
+          if (upto > pg && lof__region_purge(seg->region, (char *)seg + (pg << LOF_PAGE_SHIFT),
+                                             (upto - pg) << LOF_PAGE_SHIFT) == 0)
+            total += (upto - pg) << LOF_PAGE_SHIFT;
+          pg = upto; /* skips the page that holds this run's descriptor */
+        }
+      }
+    }
+    pthread_mutex_lock(&a->lock);
+    a->purgers--;
+    purging_here = NULL;
+    for (unsigned i = 0; i < nb; i++) {
+      batch[i]->zero = ok[i];
+      if (refused[i] && nretry < LOF_PURGE_BATCH)
+        retry[nretry++] = batch[i];
+      else
+        lof__arena_insert_locked(a, batch[i], ok[i], now);
+    }
+    if (!force && nb < LOF_PURGE_BATCH) break;
+  }
+  for (unsigned i = 0; i < nretry; i++) lof__arena_insert_locked(a, retry[i], false, now);
+  errno = saved;
+  return total;
+}
+
+/* A fork while another thread purged: the child has the runs that thread
+ * took out of the bins (PURGING) but not the thread, so nothing would ever
+ * put them back -- free pages committed and charged for good.  They return
+ * to the bins as dirty runs (their pages may or may not have been dropped),
+ * to be reused or to decay again.  The calling thread's own interrupted
+ * purge (a fork from a signal handler) finishes by itself. */
+LOF_HIDDEN void lof__arena_decay_postfork_child(void) {
+  uint64_t now = lof__now_ms();
+  for (unsigned k = 0; k < LOF_MAX_ARENAS; k++) {
+    lof_arena_t *a = &lof__arenas[k];
+    if (a->purgers == 0) continue;
+    if (purging_here == a) {
+      a->purgers = 1;
+      continue;
+    }
+    /* this thread was interrupted inside the arena's critical section: its
+     * lists may be half-updated, so leave them be (the runs stay out) */
+    if (lof__fork_interrupted_holder(&a->lock)) continue;
+    a->purgers = 0;
+    for (lof_segment_t *seg = a->segments; seg != NULL; seg = seg->next)
+      for (size_t i = LOF_SEG_HDR_PAGES; i < LOF_SEG_PAGES;) {
+        lof_span_t *s = &seg->spans[seg->pagemap[i]];
+        size_t n = s->npages ? s->npages : 1;
+        if (s->state == LOF_SPAN_PURGING) lof__arena_insert_locked(a, s, false, now);
+        i += n;
+      }
+  }
+}
+
+/* ---- fork ---------------------------------------------------------------- */
 
 LOF_HIDDEN void lof__arenas_prefork(void) {
   for (unsigned i = 0; i < LOF_MAX_ARENAS; i++) lof__fork_lock(&lof__arenas[i].lock);

@@ -6,8 +6,8 @@
  * initialised (registering may itself malloc).  Before fork every frontend
  * lock is taken, always in this order -- the order every other path nests
  * them in:
- *   0. reserve_lock, pool_lock (reserve.c)
- *   1. segment_lock (segment.c)     2. huge_lock (huge.c)
+ *   0. reserve_lock (reserve.c)
+ *   1. pool_lock, segment_lock (segment.c)     2. huge_lock (huge.c)
  *   3. heaps_lock (heap.c)          4. abandoned_lock (heap.c)
  *   5. arena locks, index 0..15     6. the region layer (lof__region_prefork)
  * Each is taken with lof__fork_lock (common/forklock.h): a mutex the calling
@@ -67,7 +67,7 @@ static void fork_child_avoid_torn_arenas(void) {
 
 static void fork_child(void) {
   fork_child_avoid_torn_arenas();
-  lof__purge_postfork_child();
+  lof__arena_decay_postfork_child();
   lof__region_postfork_child();
   lof__arenas_postfork(true);
   lof__heaps_postfork(true);

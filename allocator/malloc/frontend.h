@@ -154,7 +154,7 @@ typedef struct lof_segment {
 #define LOF_SEG_USABLE_PAGES (LOF_SEG_PAGES - LOF_SEG_HDR_PAGES)
 #define LOF_LARGE_MAX (LOF_SEG_USABLE_PAGES * LOF_PAGE_SIZE)
 _Static_assert(LOF_SEG_HDR_PAGES <= 20, "segment header too large");
-/* purge.c drops header pages 1.. of a wholly free segment: its two
+/* decay (arena.c) drops header pages 1.. of a wholly free segment: its two
  * descriptors (the header's, slot 0, and the free run's, slot 1), the slot
  * map, the pagemap and the fixed fields stay in page 0. */
 _Static_assert(offsetof(lof_segment_t, spans) + 2 * sizeof(lof_span_t) <= 4096,
@@ -207,8 +207,9 @@ static inline bool lof__registry_test(const void *unit) {
   return (atomic_load_explicit(&lof__registry[i / 64], memory_order_relaxed) >> (i % 64)) & 1;
 }
 LOF_HIDDEN void lof__registry_set(const void *unit, bool on);
-/* A fresh NORMAL segment: its header and the first LOF_COMMIT_STEP pages
- * committed, initialised, registered.  NULL + ENOMEM (strict policy). */
+/* A segment for arena: one of the pinned pool if any, else a fresh NORMAL
+ * one (arena NULL: always fresh), its header and the first LOF_COMMIT_STEP
+ * pages committed, initialised, registered.  NULL + ENOMEM (strict policy). */
 LOF_HIDDEN lof_segment_t *lof__segment_new(struct lof_arena *arena);
 /* The committed prefix grows in steps of this many pages (64 KiB). */
 #define LOF_COMMIT_STEP_PAGES 16
@@ -221,10 +222,19 @@ LOF_HIDDEN int lof__segment_commit_to(lof_segment_t *seg, size_t end);
  * back (0 if the kernel refused: the pages stay committed). */
 LOF_HIDDEN size_t lof__segment_trim(lof_segment_t *seg, size_t start);
 LOF_HIDDEN void lof__segment_prefork(void);
-/* reserve.c: a pinned, populated segment of the reserve pool for arena, or
- * NULL when the pool is empty.  No system call. */
-LOF_HIDDEN lof_segment_t *lof__reserve_take(struct lof_arena *arena);
-/* reserve.c: LOFALLOC_RESERVE at start-up (called once by lof__malloc_init). */
+/* The pool of pinned, populated segments no arena has yet (lof_reserve's):
+ * lof__segment_new(arena) takes one before it asks the kernel.  pool_add
+ * puts a list (->next) into it; both return the pool's bytes. */
+LOF_HIDDEN uint64_t lof__segment_pool_bytes(void);
+LOF_HIDDEN uint64_t lof__segment_pool_add(lof_segment_t *list);
+/* A free descriptor slot of seg (zeroed, first = first), lowest first; and
+ * giving one back.  Under the arena's lock (or on a segment no one sees yet). */
+LOF_HIDDEN lof_span_t *lof__span_slot_new(lof_segment_t *seg, size_t first);
+LOF_HIDDEN void lof__span_slot_free(lof_segment_t *seg, lof_span_t *s);
+/* reserve.c: lof_reserve() once the heap is initialised (alloc.c calls
+ * lof__malloc_init first); and LOFALLOC_RESERVE at start-up (called once
+ * by lof__malloc_init). */
+LOF_HIDDEN int lof__reserve(size_t bytes);
 LOF_HIDDEN void lof__reserve_startup(void);
 LOF_HIDDEN void lof__reserve_prefork(void);
 LOF_HIDDEN void lof__reserve_postfork(bool child);
@@ -235,7 +245,7 @@ static inline bool lof__segment_pinned(const lof_segment_t *seg) {
 }
 LOF_HIDDEN void lof__segment_postfork(bool child);
 
-/* ---- arenas: page runs, decay, purge (arena.c, purge.c) ------------------ */
+/* ---- arenas: page runs, decay, purge (arena.c; lof_purge in purge.c) ------- */
 #define LOF_NBINS 40
 typedef struct lof_arena {
   pthread_mutex_t lock;            /* guards everything below */
@@ -252,27 +262,22 @@ typedef struct lof_arena {
 
 #define LOF_MAX_ARENAS 16
 LOF_HIDDEN extern lof_arena_t lof__arenas[LOF_MAX_ARENAS];
-LOF_HIDDEN extern unsigned lof__arenas_max; /* mallopt(M_ARENA_MAX) for new heaps, 0 = none (alloc.c) */
+LOF_HIDDEN extern unsigned lof__arenas_max; /* mallopt(M_ARENA_MAX) for new heaps, 0 = none (set by alloc.c) */
 LOF_HIDDEN extern unsigned lof__perturb;    /* mallopt(M_PERTURB): 0x100 | byte, 0 = off (alloc.c) */
 LOF_HIDDEN extern unsigned lof__narenas;
 
 LOF_HIDDEN void lof__arenas_init(void);
 /* In the fork child, before the arena locks are reset: runs that other
- * threads of the parent were purging go back to their bins (purge.c). */
-LOF_HIDDEN void lof__purge_postfork_child(void);
+ * threads of the parent were purging go back to their bins. */
+LOF_HIDDEN void lof__arena_decay_postfork_child(void);
 /* A run of npages from arena a (locks it), labelled state (SMALL or LARGE)
  * under the lock, since neighbours read it when they coalesce; a SMALL run
  * gets its geometry for class cls and its owner under the lock too
- * (lof__span_init_small; cls and owner are ignored for LARGE).  *zero tells
+ * (cls and owner are ignored for LARGE).  *zero tells
  * whether it reads as zero.  NULL + ENOMEM when no segment can be committed. */
 LOF_HIDDEN lof_span_t *lof__arena_alloc(lof_arena_t *a, size_t npages, size_t align,
                                         uint8_t state, unsigned cls, uint32_t owner,
                                         bool *zero);
-LOF_HIDDEN void lof__span_init_small(lof_span_t *s, unsigned cls, uint32_t owner);
-/* A free descriptor slot of seg (zeroed, first = first), lowest first; and
- * giving one back.  Under the arena's lock (or on a segment no one sees yet). */
-LOF_HIDDEN lof_span_t *lof__span_slot_new(lof_segment_t *seg, size_t first);
-LOF_HIDDEN void lof__span_slot_free(lof_segment_t *seg, lof_span_t *s);
 /* Give a span back to its arena (locks it); coalesces, may run decay. */
 LOF_HIDDEN void lof__arena_free(lof_span_t *s);
 /* Try to grow/shrink a large span in place to npages (locks).  true on success. */

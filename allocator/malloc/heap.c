@@ -31,6 +31,11 @@
  * before it asks the arena; lof_purge() releases abandoned spans that became
  * empty.  Heap structs come from a lock-on-fault metadata region and are
  * recycled; nothing here calls malloc.
+ *
+ * Also here: the frontend's one-time initialisation (lof__malloc_init: the
+ * region layer, the arenas, the heap key and secret, then LOFALLOC_RESERVE),
+ * because the first thread heap is where it is first needed.  It calls only
+ * down (region, arena, reserve); entry points above call it.
  */
 #include <errno.h>
 #include <string.h>
@@ -213,27 +218,6 @@ static bool span_bump(lof_span_t *s) {
 
 static void span_release(lof_span_t *s) {
   lof__arena_free(s);
-}
-
-/* A fresh run carved for class cls and owned by `owner`: its geometry.
- * Called by lof__arena_alloc under the arena lock, before the run is
- * labelled SMALL, so neither lof_check (which walks segments under the lock)
- * nor a fork (which copies them with every arena lock held) ever sees a
- * SMALL span with another class's geometry. */
-LOF_HIDDEN void lof__span_init_small(lof_span_t *s, unsigned cls, uint32_t owner) {
-  lof_segment_t *seg = lof__segment_of(s);
-  size_t first = s->first, np = s->npages;
-  uint16_t slot = lof__span_slot(seg, s);
-  for (size_t i = 1; i + 1 < np; i++) seg->pagemap[first + i] = slot;
-  s->free = NULL;
-  atomic_store_explicit(&s->xfree, 0, memory_order_relaxed);
-  s->block_size = lof__class_size[cls];
-  s->inv = (uint32_t)((((uint64_t)1 << 32) + s->block_size - 1) / s->block_size);
-  s->used = s->capacity = 0;
-  s->reserved = (uint16_t)((np << LOF_PAGE_SHIFT) / s->block_size);
-  s->cls = (uint8_t)cls;
-  s->full = 0;
-  atomic_store_explicit(&s->owner, owner, memory_order_relaxed);
 }
 
 static lof_span_t *span_fresh(lof_heap_t *h, unsigned cls) {

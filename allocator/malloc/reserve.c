@@ -10,7 +10,7 @@
  * heap already has (so memory a program used before the call does not
  * refault either), then adds fresh pinned segments to a pool until the
  * pinned total is at least n.  An arena that runs out of pages takes a
- * segment from the pool (lof__reserve_take, called by lof__segment_new)
+ * segment from the pool (kept by segment.c: lof__segment_new takes it)
  * before it asks the kernel for one: small and large requests that fit the
  * reserve make no system call.  Huge blocks freed while a reserve exists are
  * kept by huge.c as pinned cache entries, up to the reserve's size.
@@ -35,24 +35,8 @@
 #include "os.h"
 
 static pthread_mutex_t reserve_lock = PTHREAD_MUTEX_INITIALIZER; /* serialises lof_reserve */
-static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;    /* guards pool */
-static lof_segment_t *pool;                /* pinned segments not yet in an arena (->next) */
 static _Atomic(uint64_t) reserve_pinned;   /* bytes of pinned segments (pool and arenas) */
 static _Atomic(uint64_t) reserve_populated; /* bytes populated by lof_reserve */
-
-LOF_HIDDEN lof_segment_t *lof__reserve_take(lof_arena_t *arena) {
-  /* arena == NULL: reserve_segment_new asking for a fresh segment */
-  if (arena == NULL || __atomic_load_n(&pool, __ATOMIC_RELAXED) == NULL) return NULL;
-  pthread_mutex_lock(&pool_lock);
-  lof_segment_t *seg = pool;
-  if (seg != NULL) pool = seg->next;
-  pthread_mutex_unlock(&pool_lock);
-  if (seg != NULL) {
-    seg->next = NULL;
-    seg->arena = arena;
-  }
-  return seg;
-}
 
 LOF_HIDDEN void lof__reserve_stats(uint64_t *pinned, uint64_t *populated) {
   *pinned = atomic_load_explicit(&reserve_pinned, memory_order_relaxed);
@@ -145,8 +129,7 @@ static lof_segment_t *reserve_segment_new(void) {
   return seg;
 }
 
-LOF_EXPORT int lof_reserve(size_t bytes) {
-  lof__malloc_init();
+LOF_HIDDEN int lof__reserve(size_t bytes) {
   if (bytes > ((size_t)1 << 46)) {
     errno = ENOMEM;
     return -1;
@@ -157,10 +140,7 @@ LOF_EXPORT int lof_reserve(size_t bytes) {
   uint64_t existing = 0;
   for (unsigned i = 0; i < LOF_MAX_ARENAS; i++) existing += lof__arenas[i].nsegments;
   existing *= LOF_SEG_SIZE;
-  uint64_t pooled = 0;
-  pthread_mutex_lock(&pool_lock);
-  for (lof_segment_t *s = pool; s != NULL; s = s->next) pooled += LOF_SEG_SIZE;
-  pthread_mutex_unlock(&pool_lock);
+  uint64_t pooled = lof__segment_pool_bytes();
   /* Fresh segments first, so a refusal changes nothing at all. */
   uint64_t have = existing + pooled;
   lof_segment_t *fresh = NULL;
@@ -196,16 +176,7 @@ LOF_EXPORT int lof_reserve(size_t bytes) {
   for (lof_segment_t *seg = fresh; seg != NULL; seg = seg->next) reserve_populate(seg, true);
   uint64_t populated = 0;
   uint64_t pinned_existing = reserve_pin_existing(&populated);
-  pthread_mutex_lock(&pool_lock);
-  while (fresh != NULL) {
-    lof_segment_t *next = fresh->next;
-    fresh->next = pool;
-    pool = fresh;
-    fresh = next;
-  }
-  pooled = 0;
-  for (lof_segment_t *s = pool; s != NULL; s = s->next) pooled += LOF_SEG_SIZE;
-  pthread_mutex_unlock(&pool_lock);
+  pooled = lof__segment_pool_add(fresh);
   atomic_store_explicit(&reserve_pinned, pinned_existing + pooled, memory_order_relaxed);
   atomic_store_explicit(&reserve_populated, populated + pooled, memory_order_relaxed);
   pthread_mutex_unlock(&reserve_lock);
@@ -216,24 +187,19 @@ LOF_EXPORT int lof_reserve(size_t bytes) {
 LOF_HIDDEN void lof__reserve_startup(void) {
   int64_t want = lof__option(LOF_OPT_RESERVE);
   if (want <= 0) return;
-  if (lof_reserve((size_t)want) != 0)
+  if (lof__reserve((size_t)want) != 0)
     lof__message("warning: LOFALLOC_RESERVE=%lld not honoured: running without a reserve",
                  (long long)want);
 }
 
 /* fork (malloc/fork.c): reserve_lock is taken first of all (lof_reserve
- * holds it around everything else it does), pool_lock next (never nested). */
-LOF_HIDDEN void lof__reserve_prefork(void) {
-  lof__fork_lock(&reserve_lock);
-  lof__fork_lock(&pool_lock);
-}
+ * holds it around everything else it does); the pool's lock is segment.c's,
+ * taken next. */
+LOF_HIDDEN void lof__reserve_prefork(void) { lof__fork_lock(&reserve_lock); }
 
 LOF_HIDDEN void lof__reserve_postfork(bool child) {
-  if (child) {
-    lof__fork_reset(&pool_lock);
+  if (child)
     lof__fork_reset(&reserve_lock);
-  } else {
-    lof__fork_unlock(&pool_lock);
+  else
     lof__fork_unlock(&reserve_lock);
-  }
 }

@@ -20,6 +20,13 @@
  * the bit before it reads a header, so a pointer that malloc never returned
  * is reported rather than followed.  Bits are set before a pointer of the
  * unit is handed out and cleared after its last block is gone.
+ *
+ * Also owned here: the segment header's descriptor slots (one per page, a
+ * bitmap of those in use; lof__span_slot_new/free, under the arena's lock),
+ * and the pool of pinned segments that lof_reserve made and no arena has yet
+ * (reserve.c fills it, lof__segment_new empties it before it reserves).
+ * Lock order: pool_lock and segment_lock are never nested (fork.c takes
+ * pool_lock first).
  */
 #include <errno.h>
 #include <string.h>
@@ -48,6 +55,76 @@ LOF_HIDDEN void lof__registry_set(const void *unit, bool on) {
     atomic_fetch_and_explicit(&lof__registry[i / 64], ~bit, memory_order_release);
 }
 
+/* ---- descriptor slots in the segment header --------------------------- */
+
+LOF_HIDDEN lof_span_t *lof__span_slot_new(lof_segment_t *seg, size_t first) {
+  for (size_t w = 0; w < LOF_SEG_PAGES / 64; w++) {
+    uint64_t used = seg->slot_used[w];
+    if (used == ~(uint64_t)0) continue;
+    size_t slot = w * 64 + (size_t)__builtin_ctzll(~used);
+    seg->slot_used[w] = used | ((uint64_t)1 << (slot % 64));
+    lof_span_t *s = &seg->spans[slot];
+    memset(s, 0, sizeof *s);
+    s->first = (uint16_t)first;
+    return s;
+  }
+  lof__fatal("segment %p: no free descriptor slot", (void *)seg); /* a slot per page: cannot */
+}
+
+LOF_HIDDEN void lof__span_slot_free(lof_segment_t *seg, lof_span_t *s) {
+  size_t slot = lof__span_slot(seg, s);
+  s->state = LOF_SPAN_UNUSED;
+  atomic_store_explicit(&s->owner, 0, memory_order_relaxed);
+  seg->slot_used[slot / 64] &= ~((uint64_t)1 << (slot % 64));
+}
+
+/* ---- the pool of pinned segments (lof_reserve, reserve.c) --------------- */
+
+/* Pinned, populated segments that belong to no arena yet (->next).  Taken
+ * by lof__segment_new before it asks the kernel: no system call. */
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER; /* guards pool */
+static lof_segment_t *pool;
+
+static lof_segment_t *segment_pool_take(lof_arena_t *arena) {
+  if (__atomic_load_n(&pool, __ATOMIC_RELAXED) == NULL) return NULL;
+  pthread_mutex_lock(&pool_lock);
+  lof_segment_t *seg = pool;
+  if (seg != NULL) pool = seg->next;
+  pthread_mutex_unlock(&pool_lock);
+  if (seg != NULL) {
+    seg->next = NULL;
+    seg->arena = arena;
+  }
+  return seg;
+}
+
+static uint64_t segment_pool_bytes_locked(void) {
+  uint64_t bytes = 0;
+  for (lof_segment_t *s = pool; s != NULL; s = s->next) bytes += LOF_SEG_SIZE;
+  return bytes;
+}
+
+LOF_HIDDEN uint64_t lof__segment_pool_bytes(void) {
+  pthread_mutex_lock(&pool_lock);
+  uint64_t bytes = segment_pool_bytes_locked();
+  pthread_mutex_unlock(&pool_lock);
+  return bytes;
+}
+
+LOF_HIDDEN uint64_t lof__segment_pool_add(lof_segment_t *list) {
+  pthread_mutex_lock(&pool_lock);
+  while (list != NULL) {
+    lof_segment_t *next = list->next;
+    list->next = pool;
+    pool = list;
+    list = next;
+  }
+  uint64_t bytes = segment_pool_bytes_locked();
+  pthread_mutex_unlock(&pool_lock);
+  return bytes;
+}
+/* ---- segments ------------------------------------------------------------ */
+
 /* The reservation segments are currently cut from. */
 static pthread_mutex_t segment_lock = PTHREAD_MUTEX_INITIALIZER;
 static lof_region_t *segment_region; /* current reservation */
@@ -60,7 +137,8 @@ LOF_HIDDEN lof_segment_t *lof__segment_new(lof_arena_t *arena) {
   lof_region_t *r;
   uintptr_t base;
 
-  lof_segment_t *pinned = lof__reserve_take(arena); /* lof_reserve's pool first: no syscall */
+  /* lof_reserve's pool first: no syscall (arena NULL: a fresh one is asked for) */
+  lof_segment_t *pinned = arena != NULL ? segment_pool_take(arena) : NULL;
   if (pinned != NULL) return pinned;
   pthread_mutex_lock(&segment_lock);
   if (segment_spare != 0) {
@@ -135,11 +213,19 @@ LOF_HIDDEN size_t lof__segment_trim(lof_segment_t *seg, size_t start) {
   return len;
 }
 
-LOF_HIDDEN void lof__segment_prefork(void) { lof__fork_lock(&segment_lock); }
+/* fork (malloc/fork.c): pool_lock, then segment_lock (never nested: the
+ * order is the one fork.c states). */
+LOF_HIDDEN void lof__segment_prefork(void) {
+  lof__fork_lock(&pool_lock);
+  lof__fork_lock(&segment_lock);
+}
 
 LOF_HIDDEN void lof__segment_postfork(bool child) {
-  if (child)
+  if (child) {
     lof__fork_reset(&segment_lock);
-  else
+    lof__fork_reset(&pool_lock);
+  } else {
     lof__fork_unlock(&segment_lock);
+    lof__fork_unlock(&pool_lock);
+  }
 }

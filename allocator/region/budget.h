@@ -1,6 +1,7 @@
 /*
  * budget.h -- the locking budget and the policy applied at every refused
- * lock (budget.c).  Used by region.c only.
+ * lock (budget.c).  Used by the region layer only (region.c, external.c,
+ * region_stats.c).
  *
  * Every byte the region layer locks is charged here first: heap ranges
  * (stats.locked_range) and the library's own metadata (stats.meta_locked).

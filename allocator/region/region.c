@@ -3,7 +3,9 @@
  * backend choice at first use, reservations and their per-page state
  * bitmaps, commit/purge/decommit/release, the global region list, the
  * library's own locked metadata, and fork re-locking.  The locking budget
- * and the policy applied to every refused lock are in budget.c.
+ * and the policy applied to every refused lock are in budget.c; ranges a
+ * frontend maps itself in external.c; the statistics in region_stats.c
+ * (which read this file's counters and region list, region_int.h).
  *
  * Counters are atomics updated after the system call succeeded; the budget
  * is charged before the call and refunded on failure, so concurrent commits
@@ -21,6 +23,7 @@
 #include "os.h"
 #include "forklock.h"
 #include "region.h"
+#include "region_int.h"
 
 enum { LOF_REGION_RESERVED = 1, LOF_REGION_WHOLE = 2 };
 
@@ -35,9 +38,6 @@ typedef struct region_counters {
   _Atomic uint64_t regions;
   _Atomic uint64_t release_failures; /* munmaps the kernel refused */
   _Atomic uint64_t leaked;           /* bytes still mapped after such a refusal */
-  _Atomic uint64_t shared_locked;   /* lof__region_lock_external, locked */
-  _Atomic uint64_t shared_fallback; /* ... left unlocked */
-  _Atomic uint64_t shared_maps;     /* ... live ranges, either way */
 } region_counters_t;
 
 static region_counters_t region_count;
@@ -57,6 +57,15 @@ static lof_region_t *region_desc_end;   /* ... up to here (carved one at a time,
 #define PAGES(bytes) ((bytes) / LOF_PAGE_SIZE)
 
 /* ---- initialisation --------------------------------------------------------- */
+
+static const char *region_backend_name(lof_backend_t b) {
+  switch (b) {
+    case LOF_BACKEND_MAP_LOCKONFAULT: return "MAP_LOCKONFAULT";
+    case LOF_BACKEND_MLOCK2: return "mlock2";
+    case LOF_BACKEND_UNLOCKED: return "unlocked";
+    default: return "none";
+  }
+}
 
 static void region_do_init(void) {
   lof__os_probe(&region_caps);
@@ -83,13 +92,12 @@ static void region_do_init(void) {
   }
   lof__budget_init(region_backend != LOF_BACKEND_UNLOCKED);
   if (lof__option(LOF_OPT_VERBOSE)) {
-    lof_stats_t st;
-    lof__region_stats_basic(&st);
     char limits[160];
     lof__budget_describe_limits(limits, sizeof limits);
     lof__message("backend %s, policy %s, %s, MADV_DONTNEED_LOCKED %s, "
                  "mlockall %s%s, THP %s",
-                 st.backend_name, st.policy_name, limits,
+                 region_backend_name(region_backend), lof__option_enum_name(LOF_OPT_POLICY),
+                 limits,
                  region_caps.dontneed_locked ? "yes" : "no (munlock fallback)",
                  (region_caps.mlockall_flags & MCL_FUTURE) ? "MCL_FUTURE" : "none",
                  (region_caps.mlockall_flags & MCL_ONFAULT) ? "|MCL_ONFAULT" : "",
@@ -620,26 +628,12 @@ void lof__region_release(lof_region_t *r) {
   pthread_mutex_unlock(&region_lock);
 }
 
-/* ---- stats ------------------------------------------------------------------- */
+/* ---- what region_stats.c reads ------------------------------------------------ */
 
-static const char *region_backend_name(lof_backend_t b) {
-  switch (b) {
-    case LOF_BACKEND_MAP_LOCKONFAULT: return "MAP_LOCKONFAULT";
-    case LOF_BACKEND_MLOCK2: return "mlock2";
-    case LOF_BACKEND_UNLOCKED: return "unlocked";
-    default: return "none";
-  }
-}
-
-/* The counters only (no /proc reads). */
-void lof__region_stats_basic(lof_stats_t *st) {
-  memset(st, 0, sizeof *st);
-  st->version = LOF_STATS_VERSION;
-  st->size = sizeof *st;
+void lof__region_counters(lof_stats_t *st) {
   st->backend = region_backend;
   st->mlockall_flags = (uint32_t)region_caps.mlockall_flags;
   strncpy(st->backend_name, region_backend_name(region_backend), sizeof st->backend_name - 1);
-  strncpy(st->policy_name, lof__option_enum_name(LOF_OPT_POLICY), sizeof st->policy_name - 1);
   st->reserved = atomic_load(&region_count.reserved);
   st->committed = atomic_load(&region_count.committed);
   st->purged = atomic_load(&region_count.purged);
@@ -648,49 +642,19 @@ void lof__region_stats_basic(lof_stats_t *st) {
   st->regions = atomic_load(&region_count.regions);
   st->release_failures = atomic_load(&region_count.release_failures);
   st->leaked = atomic_load(&region_count.leaked);
-  st->shared_locked_range = atomic_load(&region_count.shared_locked);
-  st->shared_fallback = atomic_load(&region_count.shared_fallback);
-  st->shared_mappings = atomic_load(&region_count.shared_maps);
-  lof__budget_stats(st);
 }
 
-typedef struct region_span { uintptr_t start, end; } region_span_t;
-typedef struct region_snapshot { region_span_t *spans; size_t n; } region_snapshot_t;
-
-static bool region_snapshot_contains(uintptr_t start, uintptr_t end, void *arg) {
-  region_snapshot_t *s = arg;
-  size_t lo = 0, hi = s->n;
-  while (lo < hi) { /* first span whose end > start */
-    size_t mid = (lo + hi) / 2;
-    if (s->spans[mid].end <= start) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo < s->n && s->spans[lo].start < end;
-}
-
-void lof__region_stats(lof_stats_t *st) {
-  lof__region_init();
-  lof__region_stats_basic(st);
-  /* Snapshot the regions' spans (sorted) so /proc is read without the lock. */
-  size_t cap = (size_t)atomic_load(&region_count.regions) + 16;
-  size_t bytes = LOF_ALIGN_UP(cap * sizeof(region_span_t), LOF_PAGE_SIZE);
-  region_snapshot_t snap = {lof__os_map_meta(bytes), 0};
-  if (snap.spans == NULL) return;
+size_t lof__region_spans(lof_region_span_t *spans, size_t cap) {
+  size_t n = 0;
   pthread_mutex_lock(&region_lock);
-  for (lof_region_t *r = region_list; r && snap.n < cap; r = r->next) {
-    region_span_t sp = {r->base, r->base + r->size};
-    size_t i = snap.n++;
-    while (i > 0 && snap.spans[i - 1].start > sp.start) { snap.spans[i] = snap.spans[i - 1]; i--; }
-    snap.spans[i] = sp;
+  for (lof_region_t *r = region_list; r && n < cap; r = r->next) {
+    lof_region_span_t sp = {r->base, r->base + r->size};
+    size_t i = n++;
+    while (i > 0 && spans[i - 1].start > sp.start) { spans[i] = spans[i - 1]; i--; }
+    spans[i] = sp;
   }
   pthread_mutex_unlock(&region_lock);
-  lof_os_smaps_sum_t sum;
-  if (lof__os_smaps_sum(region_snapshot_contains, &snap, &sum) == 0) {
-    st->locked_resident = sum.locked;
-    st->resident = sum.rss;
-    st->heap_vmas = sum.vmas;
-  }
-  lof__os_release(snap.spans, bytes);
+  return n;
 }
 
 /* ---- fork -------------------------------------------------------------------- */
@@ -762,42 +726,4 @@ void lof__region_postfork_child(void) {
       run = 0;
     }
   }
-}
-
-/* ---- external ranges: a frontend's shared mappings ------------------------ */
-
-int lof__region_lock_external(void *addr, size_t len) {
-  lof__region_init();
-  len = LOF_ALIGN_UP(len, LOF_PAGE_SIZE);
-  if (region_backend == LOF_BACKEND_UNLOCKED) return 1;
-  lof_refusal_t why;
-  int err;
-  if (lof__budget_charge(len, &why, &err)) {
-    if (lof__os_lock_onfault(addr, len) == 0) {
-      atomic_fetch_add(&region_count.shared_locked, len);
-      atomic_fetch_add(&region_count.shared_maps, 1);
-      return 0;
-    }
-    err = errno;
-    lof__budget_refund(len);
-    lof__budget_kernel_refused(len, err);
-    why = LOF_REFUSED_KERNEL;
-  }
-  if (!lof__budget_refused("shared memory", len, why, err, true)) { errno = ENOMEM; return -1; }
-  atomic_fetch_add(&region_count.shared_fallback, len);
-  atomic_fetch_add(&region_count.shared_maps, 1);
-  return 1;
-}
-
-void lof__region_unlock_external(void *addr, size_t len, bool was_locked) {
-  (void)addr;
-  len = LOF_ALIGN_UP(len, LOF_PAGE_SIZE);
-  if (region_backend == LOF_BACKEND_UNLOCKED) return;
-  if (was_locked) {
-    lof__budget_refund(len);
-    atomic_fetch_sub(&region_count.shared_locked, len);
-  } else {
-    atomic_fetch_sub(&region_count.shared_fallback, len);
-  }
-  atomic_fetch_sub(&region_count.shared_maps, 1);
 }

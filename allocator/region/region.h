@@ -118,7 +118,8 @@ LOF_HIDDEN void lof__region_init(void);
 /* The backend chosen at init. */
 LOF_HIDDEN lof_backend_t lof__region_backend(void);
 
-/* Fill the region-layer fields of *st (everything but the frontend's). */
+/* Fill the region-layer fields of *st (everything but the frontend's;
+ * region_stats.c). */
 LOF_HIDDEN void lof__region_stats(lof_stats_t *st);
 
 /* The counters only, without reading /proc (cheap). */
@@ -131,8 +132,8 @@ LOF_HIDDEN void lof__region_prefork(void);
 LOF_HIDDEN void lof__region_postfork_parent(void);
 LOF_HIDDEN void lof__region_postfork_child(void);
 
-/* Memory the region layer did not map (a frontend's shared mappings, see
- * malloc/shared.c), locked on fault under the heap's budget and policy.
+/* Memory the region layer did not map (external.c: a frontend's shared
+ * mappings, see malloc/shared.c), locked on fault under the heap's budget and policy.
  * lock: 0 locked; 1 left unlocked (fallback, counted); -1 + ENOMEM (strict:
  * the caller fails the mapping).  unlock: the range is gone (unmapped or
  * detached by the caller); give back what lock counted (was_locked = lock
