@@ -116,6 +116,12 @@ if [ "$WITH_ALLOC" != no ]; then
 		-o "$g/lof-backend" "$LOF_KPATCHES/guest/lof-backend.c" \
 		-L"$libdir" -llofalloc -pthread || die "cannot build lof-backend"
 	files="$files bin/lof-backend=$g/lof-backend"
+	# the locked heap an unprivileged process gets under an 8 MiB
+	# RLIMIT_MEMLOCK (guest/init.sh gives each kernel its bounds)
+	$CC -O2 -std=gnu11 -Wall -I"$SRCDIR/allocator/include" \
+		-o "$g/lof-memlock" "$LOF_KPATCHES/guest/lof-memlock.c" \
+		-L"$libdir" -llofalloc -pthread || die "cannot build lof-memlock"
+	files="$files bin/lof-memlock=$g/lof-memlock"
 	# the build tree's shared libraries, and its test programs (the real
 	# binary from .libs/ when libtool made a wrapper script)
 	for d in $(find "$BUILDDIR/allocator" "$BUILDDIR/tests" -type d -name .libs | LC_ALL=C sort); do
@@ -203,16 +209,16 @@ for kind in $KINDS; do
 	case "$kind" in
 	patched)
 		expected="map_lockonfault mlock2-tests lof-bench" ksft="map_lockonfault mlock2-tests"
-		[ "$WITH_ALLOC" = no ] || expected="$expected backend-is-MAP_LOCKONFAULT$alloc_names"
+		[ "$WITH_ALLOC" = no ] || expected="$expected backend-is-MAP_LOCKONFAULT$alloc_names memlock-heap memlock-sparse"
 		;;
 	rfc)
 		expected="map_lockonfault mlock2-tests mlock_onfault_charge lof-bench"
 		ksft="map_lockonfault mlock2-tests mlock_onfault_charge"
-		[ "$WITH_ALLOC" = no ] || expected="$expected backend-is-MAP_LOCKONFAULT$alloc_names"
+		[ "$WITH_ALLOC" = no ] || expected="$expected backend-is-MAP_LOCKONFAULT$alloc_names memlock-heap memlock-sparse"
 		;;
 	*)
 		expected="map_lockonfault-skips mlock2-tests lof-bench" ksft="mlock2-tests"
-		[ "$WITH_ALLOC" = no ] || expected="$expected backend-is-mlock2$alloc_names"
+		[ "$WITH_ALLOC" = no ] || expected="$expected backend-is-mlock2$alloc_names memlock-heap memlock-sparse"
 		;;
 	esac
 	# on every kernel: no kernel warning; where the kernel has swap, memory
