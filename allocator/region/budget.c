@@ -26,6 +26,7 @@ static bool budget_locking;            /* false: unlocked backend, nothing charg
 static lof_policy_t budget_policy;     /* LOFALLOC_POLICY */
 static uint64_t budget_max_locked;     /* LOFALLOC_MAX_LOCKED, 0 = none */
 static uint64_t budget_cgroup_limit;   /* the memory cgroup's limit, UINT64_MAX = none */
+static bool budget_total_is_memlock;   /* budget_cgroup_limit is the soft RLIMIT_MEMLOCK */
 
 static _Atomic uint64_t budget_charged;     /* heap + metadata locked bytes */
 static _Atomic uint64_t budget_heap;        /* heap locked bytes (stats.locked_range) */
@@ -55,12 +56,16 @@ void lof__budget_init(bool locking) {
   budget_policy = (lof_policy_t)lof__option(LOF_OPT_POLICY);
   budget_max_locked = (uint64_t)lof__option(LOF_OPT_MAX_LOCKED);
   budget_cgroup_limit = locking ? lof__os_cgroup_memory_limit() : UINT64_MAX;
+  budget_total_is_memlock = false;
   /* Under the kernel's fault-time charge (lof__os_lock_charged) a lock is
    * no longer refused at RLIMIT_MEMLOCK, a fault past it gets SIGBUS: keep
    * heap + metadata under the soft limit here, in the same total. */
   if (locking && lof__os_lock_charged() && !lof__os_have_ipc_lock()) {
     uint64_t rl = lof__os_memlock_limit();
-    if (rl < budget_cgroup_limit) budget_cgroup_limit = rl;
+    if (rl < budget_cgroup_limit) {
+      budget_cgroup_limit = rl;
+      budget_total_is_memlock = true;
+    }
   }
 }
 
@@ -174,6 +179,7 @@ static void budget_reason(char *buf, size_t len, lof_refusal_t why, int err) {
       snprintf(buf, len, "LOFALLOC_MAX_LOCKED (%s) reached; raise it", lim);
       return;
     case LOF_REFUSED_CGROUP:
+      if (budget_total_is_memlock) break; /* the kernel's fault-time charge: RLIMIT_MEMLOCK */
       budget_size(lim, sizeof lim, budget_cgroup_limit);
       snprintf(buf, len, "the memory cgroup's limit (%s) would be passed, and locked memory "
                "past it is OOM-killed; raise the limit (memory.max, memory.limit_in_bytes, "
@@ -182,7 +188,11 @@ static void budget_reason(char *buf, size_t len, lof_refusal_t why, int err) {
     case LOF_REFUSED_KERNEL:
       break;
   }
-  if (err == ENOSYS) {
+  if (why == LOF_REFUSED_CGROUP) {
+    budget_size(lim, sizeof lim, budget_cgroup_limit);
+    snprintf(buf, len, "RLIMIT_MEMLOCK (%s) reached; raise it: ulimit -l, systemd "
+             "LimitMEMLOCK=, docker run --ulimit memlock=, /etc/security/limits.conf", lim);
+  } else if (err == ENOSYS) {
     snprintf(buf, len, "mlock2 is not available (ENOSYS: a seccomp filter, valgrind or a "
              "kernel before 4.4)");
   } else if (err == EPERM || err == EAGAIN || err == ENOMEM) {

@@ -63,33 +63,100 @@ if [ "$kind" != unpatched ]; then
 	patches=$(lof_series)
 	[ -n "$patches" ] || fail "no patches in $LOF_KPATCHES"
 fi
+# rfc: from the patched tree, or (quicker) from an earlier rfc entry's tree
+# built on the same patched kernel: then only the files whose content the
+# new RFC patches change are rewritten (see rfc_sync below), so an edit of a
+# .c file rebuilds that file, not the kernel.
+prev=""
 if [ "$kind" = rfc ]; then
 	p=$LOF_KCACHE/patched-$(lof_key patched)
 	if [ -n "$root" ] && [ -f "$p/ok" ] && [ -d "$p/tree" ]; then
 		base=$p patches=""
+		pkey=$(lof_key patched)
+		for d in "$LOF_KCACHE"/rfc-*; do	# the newest usable one
+			if [ "$d" != "$entry" ] && [ -f "$d/ok" ] && [ -d "$d/tree" ] &&
+				[ -d "$d/rfc-patches" ] &&
+				[ "$(cat "$d/patched-key" 2>/dev/null)" = "$pkey" ] &&
+				{ [ -z "$prev" ] || [ "$d/ok" -nt "$prev/ok" ]; }; then
+				prev=$d
+			fi
+		done
 	fi
 	[ -n "$(lof_rfc_series)" ] || fail "no RFC patches in $LOF_KPATCHES/rfc"
 	patches="$patches $(lof_rfc_series)"
 fi
+
+# The paths a patch touches (its "--- a/" and "+++ b/" lines).
+patch_paths() {
+	sed -n 's,^--- a/\([^[:space:]]*\).*,\1,p; s,^+++ b/\([^[:space:]]*\).*,\1,p' "$@" |
+		LC_ALL=C sort -u
+}
+
+# rfc_sync: $src is $prev's tree (patched + the old RFC patches, built).
+# Rebuild, in a scratch directory, every file the old or the new RFC
+# patches touch from the patched tree ($base/tree) plus the new patches,
+# and copy into $src only those that differ (removing the ones the new
+# patches no longer create): untouched files keep their mtime, so make
+# recompiles only what really changed.
+rfc_sync() {
+	scratch=$entry/rfc-sync
+	rm -rf "$scratch"
+	mkdir -p "$scratch"
+	# shellcheck disable=SC2086
+	files=$(patch_paths "$prev"/rfc-patches/*.patch $patches)
+	for f in $files; do
+		if [ -f "$base/tree/$f" ]; then
+			mkdir -p "$scratch/$(dirname "$f")"
+			cp -p "$base/tree/$f" "$scratch/$f"
+		fi
+	done
+	for p in $patches; do
+		log "applying $(basename "$p") (to the files it touches)"
+		patch -d "$scratch" -p1 --batch --forward --quiet <"$p" >>"$blog" 2>&1 ||
+			fail "$(basename "$p") does not apply"
+	done
+	nsync=0
+	for f in $files; do
+		if [ -f "$scratch/$f" ]; then
+			cmp -s "$scratch/$f" "$src/$f" && continue
+			mkdir -p "$src/$(dirname "$f")"
+			cp "$scratch/$f" "$src/$f"
+		else
+			[ -e "$src/$f" ] || continue
+			rm -f "$src/$f"
+		fi
+		nsync=$((nsync + 1))
+		echo "rfc_sync: $f" >>"$blog"
+	done
+	rm -rf "$scratch"
+	log "rfc kernel: $nsync files changed since $(basename "$prev")"
+}
+
 if [ -n "$base" ]; then
 	exec 8>"$root.lock"
 	flock 8
-	log "copying the built tree $base/tree"
+	from=$base
+	[ -n "$prev" ] && from=$prev
+	log "copying the built tree $from/tree"
 	rmdir "$src"
 	src="$root/src"
 	rm -rf "$src"
-	cp -a "$base/tree" "$src" || fail "cannot copy $base/tree"
+	cp -a "$from/tree" "$src" || fail "cannot copy $from/tree"
 else
 	log "unpacking $LOF_TARBALL"
 	tar -xJf "$LOF_TARBALL" -C "$src" --strip-components=1 ||
 		fail "cannot unpack $LOF_TARBALL"
 fi
 
-for p in $patches; do
-	log "applying $(basename "$p")"
-	patch -d "$src" -p1 --batch --forward --quiet <"$p" >>"$blog" 2>&1 ||
-		fail "$(basename "$p") does not apply"
-done
+if [ -n "$prev" ]; then
+	rfc_sync
+else
+	for p in $patches; do
+		log "applying $(basename "$p")"
+		patch -d "$src" -p1 --batch --forward --quiet <"$p" >>"$blog" 2>&1 ||
+			fail "$(basename "$p") does not apply"
+	done
+fi
 # checkpatch --strict on this kind's own patches, in the tree they apply to
 # (no .git, so without the SPDX check; python3 from /usr/bin for the rest).
 # check-kernel.sh counts a patch clean only at 0 errors, warnings and checks.
@@ -142,10 +209,15 @@ cc_st mlock2-tests
 [ "$kind" = rfc ] && cc_st mlock_onfault_charge "$st/mm/vm_util.c"
 
 cp "$src/arch/x86/boot/bzImage" "$src/.config" "$entry/"
-if [ "$kind" != rfc ]; then
-	mv "$src" "$entry/tree"
-else
-	rm -rf "$src"
+mv "$src" "$entry/tree"
+if [ "$kind" = rfc ]; then
+	# what the next rfc build starts from (rfc_sync): the patches in this
+	# tree and the patched kernel under them; one rfc tree is kept (the
+	# earlier one was copied, under the lock, and is not needed again)
+	mkdir -p "$entry/rfc-patches"
+	cp $(lof_rfc_series) "$entry/rfc-patches/"
+	lof_key patched >"$entry/patched-key"
+	[ -n "$prev" ] && rm -rf "$prev/tree"
 fi
 touch "$entry/ok"
 log "$kind kernel: built in $(($(date +%s) - start)) s"
