@@ -61,6 +61,7 @@ static inline void *alloc_small(size_t size) {
   lof_span_t *s = h->cur[c];
   lof_block_t *b = s->free;
   if (LOF_LIKELY(b != NULL)) {
+    lof__debug_free_block(s, b);
     s->free = b->next;
     b->cookie = 0;
     s->used++;

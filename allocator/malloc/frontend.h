@@ -349,6 +349,18 @@ LOF_HIDDEN extern __thread lof_heap_t *lof__heap_tls __attribute__((tls_model("i
 static inline uintptr_t lof__block_cookie(const lof_span_t *s) {
   return (uintptr_t)s;
 }
+/* --enable-debug: malloc checks that the block it pops still holds its
+ * cookie, which a write to a freed block usually destroys (release builds
+ * do not test it: it prevents nothing, the write has happened). */
+static inline void lof__debug_free_block(const lof_span_t *s, const lof_block_t *b) {
+#ifdef LOF_DEBUG
+  if (LOF_UNLIKELY(b->cookie != lof__block_cookie(s)))
+    lof__fatal("malloc(): free block %p was written after it was freed", (const void *)b);
+#else
+  (void)s;
+  (void)b;
+#endif
+}
 static inline void lof__stat_add(lof_heap_t *h, int64_t bytes, int64_t n) {
   atomic_store_explicit(&h->allocated,
                         atomic_load_explicit(&h->allocated, memory_order_relaxed) + bytes,

@@ -180,8 +180,11 @@ static bool span_has_free(lof_span_t *s) {
   return s->free != NULL || span_collect(s);
 }
 
-/* Carve up to one page worth of fresh blocks onto the (empty) free list.
- * false: the span has no uncarved pages left. */
+/* Carve up to one page worth of fresh blocks onto the (empty) free list,
+ * each with its span's cookie like any free block, so that a free of a
+ * carved block that was never handed out is a double free, not a second
+ * copy of the block on the list.  false: the span has no uncarved pages
+ * left. */
 static bool span_bump(lof_span_t *s) {
   if (s->capacity >= s->reserved) return false;
   size_t bs = s->block_size;
@@ -192,10 +195,10 @@ static bool span_bump(lof_span_t *s) {
   lof_block_t *first = (lof_block_t *)p;
   for (size_t i = 0; i + 1 < k; i++, p += bs) {
     ((lof_block_t *)p)->next = (lof_block_t *)(p + bs);
-    ((lof_block_t *)p)->cookie = 0;
+    ((lof_block_t *)p)->cookie = lof__block_cookie(s);
   }
   ((lof_block_t *)p)->next = NULL;
-  ((lof_block_t *)p)->cookie = 0;
+  ((lof_block_t *)p)->cookie = lof__block_cookie(s);
   s->capacity = (uint32_t)(s->capacity + k);
   s->free = first;
   return true;
@@ -247,6 +250,7 @@ static lof_span_t *span_adopt(lof_heap_t *h, unsigned cls) {
 
 static inline void *span_pop(lof_heap_t *h, lof_span_t *s) {
   lof_block_t *b = s->free;
+  lof__debug_free_block(s, b);
   s->free = b->next;
   b->cookie = 0;
   s->used++;
