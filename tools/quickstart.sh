@@ -69,8 +69,10 @@ configure_in _build/tsan --enable-tsan --enable-werror CC=clang
 # Thread leaks are not reported: the fault sweep's fork children and its
 # failure exits leave the parent's threads unjoined on purpose.
 step "tsan make check" env TSAN_OPTIONS="detect_deadlocks=0 report_thread_leaks=0" make -C _build/tsan -j"$jobs" check
-# UBSan: every undefined behaviour aborts the test (-fno-sanitize-recover)
-configure_in _build/ubsan --enable-ubsan --enable-werror
+# UBSan: every undefined behaviour aborts the test (-fno-sanitize-recover).
+# Built with --enable-debug too (cheap: -O1), so CI runs the debug-only
+# diagnostics and their tests (tests/malloc/misuse.c: write after free).
+configure_in _build/ubsan --enable-ubsan --enable-debug --enable-werror
 step "ubsan make check" env LOFTEST_SKIP_SERVERS=1 UBSAN_OPTIONS=print_stacktrace=1 make -C _build/ubsan -j"$jobs" check
 kernel_harness() { # full log in _build/kernel-check.log; its results shown here
   make -C _build/gcc check-kernel > _build/kernel-check.log 2>&1; rc=$?

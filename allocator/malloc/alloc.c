@@ -58,17 +58,18 @@ static LOF_NOINLINE void *alloc_big(size_t size, size_t align, bool clear, bool 
 
 static inline void *alloc_small(size_t size) {
   lof_heap_t *h = lof__heap_tls;
-  unsigned c = lof__size_class(size);
+  size_t c = lof__size_class(size); /* size_t: no zero-extending copy to index with */
   lof_span_t *s = h->cur[c];
   lof_block_t *b = s->free;
   if (LOF_LIKELY(b != NULL)) {
+    lof__debug_free_block(s, b);
     s->free = b->next;
     b->cookie = 0;
     s->used++;
-    lof__stat_small(h, c, 1);
+    lof__stat_small(h, (unsigned)c, 1);
     return b;
   }
-  return lof__heap_alloc_slow(h, c);
+  return lof__heap_alloc_slow(c, h);
 }
 
 static LOF_NOINLINE void *malloc_big(size_t size) {
@@ -78,7 +79,27 @@ static LOF_NOINLINE void *malloc_big(size_t size) {
 
 LOF_HIDDEN unsigned lof__perturb;      /* mallopt(M_PERTURB): 0x100 | byte, or 0 */
 
-static LOF_NOINLINE void *malloc_perturbed(size_t size) {
+/* The fast paths' bounds, which M_PERTURB sets to 0 so that both fast paths
+ * fail their first compare and reach the code that perturbs, instead of
+ * testing lof__perturb on every call (3 instructions each): malloc's fast
+ * path takes sizes below lof__small_end (LOF_SMALL_MAX + 1, else 0), free's
+ * takes pointers whose registry index is below lof__registry_end
+ * (LOF_REGISTRY_BITS, else 0).  The fast paths read them plainly (as they
+ * read lof__perturb before), so that the compare takes its operand from
+ * memory; mallopt stores them atomically, and a call racing with it may
+ * still take the fast path once, as it could before. */
+static size_t lof__small_end = LOF_SMALL_MAX + 1;
+static uintptr_t lof__registry_end = LOF_REGISTRY_BITS;
+
+static void perturb_set(unsigned pb) {
+  __atomic_store_n(&lof__perturb, pb, __ATOMIC_RELAXED);
+  __atomic_store_n(&lof__small_end, pb ? 0 : LOF_SMALL_MAX + 1, __ATOMIC_RELAXED);
+  __atomic_store_n(&lof__registry_end, pb ? 0 : LOF_REGISTRY_BITS, __ATOMIC_RELAXED);
+}
+
+/* lof_malloc of a size its fast path did not take: large or huge, or any
+ * size while M_PERTURB is set. */
+static LOF_NOINLINE void *malloc_other(size_t size) {
   unsigned pb = __atomic_load_n(&lof__perturb, __ATOMIC_RELAXED);
   void *p = size <= LOF_SMALL_MAX ? alloc_small(size) : malloc_big(size);
   if (p != NULL && pb) memset(p, (int)(~pb & 0xff), size);
@@ -86,18 +107,19 @@ static LOF_NOINLINE void *malloc_perturbed(size_t size) {
 }
 
 LOF_EXPORT void *lof_malloc(size_t size) {
-  if (LOF_UNLIKELY(lof__perturb)) return malloc_perturbed(size);
-  if (LOF_LIKELY(size <= LOF_SMALL_MAX)) return alloc_small(size);
-  return malloc_big(size); /* a tail call: the fast path needs no frame */
+  if (LOF_LIKELY(size < lof__small_end)) return alloc_small(size);
+  return malloc_other(size); /* a tail call: the fast path needs no frame */
 }
 
 /* ---- free ---------------------------------------------------------------- */
 
 /* The index of the block of small span s at byte offset boff into the span,
- * or an abort when p is not the start of a block. */
+ * or an abort when p is not the start of a block (the plain way: this is
+ * the path of reports, and it re-derives what lof__block_q said). */
 static uint32_t block_index_or_die(const void *p, const lof_span_t *s, uint32_t boff) {
-  uint32_t idx = (uint32_t)(((uint64_t)boff * s->inv) >> 32);
-  if (idx * s->block_size != boff) lof__invalid_free(p, "invalid pointer (not the start of a block)");
+  uint32_t idx = boff / s->block_size;
+  if (idx * s->block_size != boff || idx >= s->reserved)
+    lof__invalid_free(p, "invalid pointer (not the start of a block)");
   return idx;
 }
 
@@ -107,7 +129,7 @@ static uint32_t block_index_or_die(const void *p, const lof_span_t *s, uint32_t 
  * not walk the owner's lists to confirm; a live block holding exactly its
  * own address ^ the per-process secret is not a risk worth a walk. */
 static void free_remote(lof_span_t *s, lof_block_t *b) {
-  if (b->cookie == lof__block_cookie(b)) lof__invalid_free(b, "double free");
+  if (b->cookie == lof__block_cookie(s)) lof__invalid_free(b, "double free");
   /* A thread that only frees (a consumer) gets a heap too, so its stats
    * counters are its own rather than a contended global. */
   lof_heap_t *h = lof__heap_tls;
@@ -156,8 +178,8 @@ static LOF_NOINLINE void free_slow(void *p) {
   }
   /* capacity is the owner's: only it may read it */
   if (idx >= s->capacity) lof__invalid_free(p, "invalid pointer (never allocated)");
-  if (b->cookie == lof__block_cookie(b)) lof__double_free_check(h, s, b);
-  b->cookie = lof__block_cookie(b);
+  if (b->cookie == lof__block_cookie(s)) lof__double_free_check(h, s, b);
+  b->cookie = lof__block_cookie(s);
   b->next = s->free;
   s->free = b;
   lof__stat_small(h, s->cls, -1);
@@ -169,12 +191,17 @@ static LOF_NOINLINE void free_slow(void *p) {
  * live heap (arena.c clears it whenever a descriptor stops heading one): the
  * cross-thread free, done here without repeating lof_free's lookups.  Large
  * blocks and misuse go to free_slow. */
-static LOF_NOINLINE void free_not_own(void *p, lof_span_t *s, uint32_t boff) {
+static LOF_NOINLINE void free_not_own(void *p, lof_span_t *s, uint32_t off) {
   if (atomic_load_explicit(&s->owner, memory_order_relaxed) == 0) {
     free_slow(p);
     return;
   }
-  block_index_or_die(p, s, boff);
+  /* reserved, unlike capacity, is not the owner's: it is fixed while the
+   * span is small; a q below it is the start of a block */
+  if (LOF_UNLIKELY(lof__block_q(s, off) >= s->reserved)) {
+    free_slow(p); /* reports it */
+    return;
+  }
   free_remote(s, p);
 }
 
@@ -187,30 +214,38 @@ static LOF_NOINLINE void free_perturb(void *p) {
   if (n > sizeof(lof_block_t)) memset((char *)p + sizeof(lof_block_t), (int)(pb & 0xff), n - sizeof(lof_block_t));
 }
 
-static inline __attribute__((always_inline)) void free_block(void *p);
-/* Out of line, so that the fast path makes no call and needs no frame. */
-static LOF_NOINLINE void free_perturbed(void *p) {
-  free_perturb(p);
-  free_block(p);
+/* The free of p; registry_end is LOF_REGISTRY_BITS, or lof__registry_end
+ * on the fast path (0 while M_PERTURB is set: every pointer fails it). */
+static inline __attribute__((always_inline)) void free_block(void *p, uintptr_t registry_end);
+
+/* lof_free of a pointer that failed the fast path's registry test: misuse,
+ * NULL, huge blocks, and every pointer while M_PERTURB is set. */
+static LOF_NOINLINE void free_other(void *p) {
+  if (LOF_UNLIKELY(__atomic_load_n(&lof__perturb, __ATOMIC_RELAXED))) {
+    free_perturb(p);
+    free_block(p, LOF_REGISTRY_BITS);
+    return;
+  }
+  free_slow(p);
 }
 
 LOF_EXPORT void lof_free(void *p) {
-  if (LOF_UNLIKELY(lof__perturb)) {
-    free_perturbed(p);
-    return;
-  }
-  free_block(p);
+  free_block(p, lof__registry_end);
 }
 
-static inline __attribute__((always_inline)) void free_block(void *p) {
+static inline __attribute__((always_inline)) void free_block(void *p, uintptr_t registry_end) {
   lof_segment_t *seg = lof__segment_of(p);
-  /* NULL takes this branch too: a segment is 4 MiB-aligned and never sits at
-   * address 0, so the registry bit of unit 0 is never set. */
-  if (LOF_UNLIKELY(!lof__registry_test(seg))) {
-    free_slow(p);
+  /* The registry test (lof__registry_test, with its bound from the caller).
+   * NULL takes this branch too: a segment is 4 MiB-aligned and never sits
+   * at address 0, so the registry bit of unit 0 is never set. */
+  uintptr_t unit = (uintptr_t)p >> LOF_SEG_SHIFT;
+  if (LOF_UNLIKELY(unit >= registry_end ||
+                   !((atomic_load_explicit(&lof__registry[unit / 64], memory_order_relaxed) >>
+                      (unit % 64)) & 1))) {
+    free_other(p);
     return;
   }
-  uintptr_t off = (uintptr_t)p - (uintptr_t)seg;
+  uint32_t off = (uint32_t)((uintptr_t)p - (uintptr_t)seg);
   size_t slot = seg->pagemap[off >> LOF_PAGE_SHIFT];
   /* = &seg->spans[slot], spelled so that gcc forms the descriptor address
    * once rather than once per field (two instructions fewer) */
@@ -220,20 +255,16 @@ static inline __attribute__((always_inline)) void free_block(void *p) {
    * descriptor stops heading a small span), so one compare tells "a small
    * block of this thread's". */
   if (LOF_UNLIKELY(atomic_load_explicit(&s->owner, memory_order_relaxed) != h->id)) {
-    free_not_own(p, s, (uint32_t)(off - ((size_t)s->first << LOF_PAGE_SHIFT)));
+    free_not_own(p, s, off);
     return;
   }
-  /* The owner's free: cheap checks (start of a block, carved, not freed).
-   * boff < 256 KiB and inv = ceil(2^32 / block_size), so in m = boff * inv
-   * the high half is the exact block index and the low half is below inv
-   * exactly when block_size divides boff (checked for every class and
-   * offset when this was written; free_slow re-derives it the plain way). */
-  uint32_t boff = (uint32_t)(off - ((size_t)s->first << LOF_PAGE_SHIFT));
-  uint64_t m = (uint64_t)boff * s->inv;
+  /* The owner's free: the start of a block that was carved (one multiply,
+   * one rotate, one compare: lof__block_q) and not already free (the cookie
+   * is the descriptor's address, which is in a register).  free_slow
+   * re-derives the verdict the plain way and reports it. */
   lof_block_t *b = p;
-  uintptr_t cookie = lof__block_cookie(b);
-  if (LOF_UNLIKELY((uint32_t)m >= s->inv || (uint32_t)(m >> 32) >= s->capacity ||
-                   b->cookie == cookie)) {
+  uintptr_t cookie = lof__block_cookie(s);
+  if (LOF_UNLIKELY(lof__block_q(s, off) >= s->capacity || b->cookie == cookie)) {
     free_slow(p);
     return;
   }
@@ -439,7 +470,7 @@ LOF_EXPORT int lof_mallopt(int param, int value) {
     __atomic_store_n(&lof__arenas_max, (unsigned)value, __ATOMIC_RELAXED);
     return 1;
   case M_PERTURB: /* malloc fills with ~byte, free with byte */
-    __atomic_store_n(&lof__perturb, value & 0xff ? 0x100 | (value & 0xff) : 0, __ATOMIC_RELAXED);
+    perturb_set(value & 0xff ? 0x100 | (value & 0xff) : 0);
     return 1;
   case M_MXFAST: /* no fastbins: thread heaps are always on */
     return value >= 0 && value <= 80 * (int)sizeof(size_t) / 4;

@@ -246,10 +246,9 @@ static void arena_init_small(lof_span_t *s, unsigned cls, uint32_t owner) {
   for (size_t i = 1; i + 1 < np; i++) seg->pagemap[first + i] = slot;
   s->free = NULL;
   atomic_store_explicit(&s->xfree, 0, memory_order_relaxed);
-  s->block_size = lof__class_size[cls];
-  s->inv = (uint32_t)((((uint64_t)1 << 32) + s->block_size - 1) / s->block_size);
-  s->used = s->capacity = 0;
-  s->reserved = (uint16_t)((np << LOF_PAGE_SHIFT) / s->block_size);
+  lof__span_geometry(s, (unsigned)cls);
+  s->used = 0;
+  s->capacity = 0;
   s->cls = (uint8_t)cls;
   s->full = 0;
   atomic_store_explicit(&s->owner, owner, memory_order_relaxed);

@@ -72,11 +72,12 @@
 /* ---- blocks and spans --------------------------------------------------- */
 
 /* A free small block: the first word links it, the second holds a cookie
- * (its address xor a per-process secret) so a second free of the same block
- * is noticed cheaply. */
+ * (the address of its span's descriptor, which no program is ever given) so
+ * a second free of the same block is noticed with one compare against a
+ * value free already has in a register. */
 typedef struct lof_block {
   struct lof_block *next; /* next free block in the same list */
-  uintptr_t cookie;       /* lof__block_cookie(self) while free, else anything */
+  uintptr_t cookie;       /* lof__block_cookie(its span) while free, else anything */
 } lof_block_t;
 
 enum lof_span_state {
@@ -109,17 +110,20 @@ typedef struct lof_span {
   uint8_t cls;                     /* SMALL: size class */
   union {
     struct {
-      uint32_t block_size;         /* SMALL: bytes per block */
-      uint32_t inv;                /* SMALL: ceil(2^32 / block_size), for the interior-pointer check */
+      uint16_t block_size;         /* SMALL: bytes per block (<= 16 KiB) */
+      uint8_t bshift;              /* SMALL: block_size = odd << bshift */
+      uint8_t unused8;
+      uint32_t dinv;               /* SMALL: inverse of that odd factor mod 2^32 (lof__block_q) */
     };
     uint64_t freed_ms;             /* FREE: when it became dirty (decay clock) */
   };
   uint16_t used;                   /* SMALL: blocks handed out (owner's view) */
-  uint16_t capacity;               /* SMALL: blocks carved so far (bump) */
   uint16_t reserved;               /* SMALL: blocks that fit in the span */
   uint16_t npages;                 /* pages in the span */
   uint8_t zero;                    /* FREE/LARGE: every page known to read as zero */
   uint8_t full;                    /* SMALL: on the owner's full list */
+  uint32_t capacity;               /* SMALL: blocks carved so far (bump) */
+  uint32_t bkey;                   /* SMALL: (first page's offset in the segment) * dinv mod 2^32 */
   struct lof_span *next;           /* heap class list / arena bin */
   struct lof_span *prev;
 } lof_span_t;
@@ -181,10 +185,29 @@ static inline lof_span_t *lof__span_of(lof_segment_t *seg, const void *p) {
   return &seg->spans[seg->pagemap[i]];
 }
 
+/* The block index of a small span's block from the pointer's offset in its
+ * segment, with one multiply and one rotate: with block_size = d << k (d
+ * odd), n = off - span start, q = ror32(n * d^-1 mod 2^32, k) equals n /
+ * block_size when block_size divides n, and otherwise is at least 2^(32-k)
+ * > every span's block count (n * d^-1 is then either odd in one of its low
+ * k bits, or a multiple of 2^k whose quotient, times d, would give back n).
+ * So "q < capacity" says at once "the start of a block" and "carved"; and
+ * n * d^-1 = off * d^-1 - bkey mod 2^32 needs no subtraction of the span's
+ * start (tests/malloc/sizeclass.c checks every class, span start and
+ * offset). */
+static inline uint32_t lof__block_q(const lof_span_t *s, uint32_t off) {
+  uint32_t x = off * s->dinv - s->bkey;
+  unsigned k = s->bshift;
+  return (x >> k) | (x << ((32 - k) & 31));
+}
+
 /* ---- size classes (sizeclass.c) ------------------------------------------ */
 LOF_HIDDEN extern const uint32_t lof__class_size[LOF_NCLASSES];
 LOF_HIDDEN extern const uint8_t lof__class_lut[LOF_SMALL_MAX / 16 + 1]; /* (size+15)/16 -> class */
 LOF_HIDDEN size_t lof__class_span_pages(unsigned cls);
+/* s's block_size, bshift, dinv, bkey and reserved for class cls, from its
+ * first page and npages. */
+LOF_HIDDEN void lof__span_geometry(lof_span_t *s, unsigned cls);
 
 /* size in (2^k, 2^(k+1)], k >= 7: class 8 + 4 (k - 7) + ((size - 1) >> (k - 2)) - 4 */
 static inline unsigned lof__size_class_pow(size_t size) {
@@ -327,10 +350,21 @@ typedef struct lof_heap {
 LOF_HIDDEN extern lof_heap_t lof__heap_empty;
 LOF_HIDDEN extern lof_span_t lof__span_empty;
 LOF_HIDDEN extern __thread lof_heap_t *lof__heap_tls __attribute__((tls_model("initial-exec")));
-LOF_HIDDEN extern uintptr_t lof__secret;
-
-static inline uintptr_t lof__block_cookie(const void *b) {
-  return (uintptr_t)b ^ lof__secret;
+/* What a free small block of span s holds in its second word. */
+static inline uintptr_t lof__block_cookie(const lof_span_t *s) {
+  return (uintptr_t)s;
+}
+/* --enable-debug: malloc checks that the block it pops still holds its
+ * cookie, which a write to a freed block usually destroys (release builds
+ * do not test it: it prevents nothing, the write has happened). */
+static inline void lof__debug_free_block(const lof_span_t *s, const lof_block_t *b) {
+#ifdef LOF_DEBUG
+  if (LOF_UNLIKELY(b->cookie != lof__block_cookie(s)))
+    lof__fatal("malloc(): free block %p was written after it was freed", (const void *)b);
+#else
+  (void)s;
+  (void)b;
+#endif
 }
 static inline void lof__stat_add(lof_heap_t *h, int64_t bytes, int64_t n) {
   atomic_store_explicit(&h->allocated,
@@ -348,7 +382,10 @@ static inline void lof__stat_small(lof_heap_t *h, unsigned cls, int64_t n) {
    * x86-64, so relaxed readers never see a torn value, and only this thread
    * writes the counter.  The compiler does not fuse a relaxed load + store
    * into one instruction, hence the asm. */
-  __asm__("addq %1, %0" : "+m"(*(int64_t *)&h->small[cls]) : "er"(n) : "cc");
+  __asm__("addq %1, %c2(%3,%4,8)"
+          : "+m"(h->small) /* the whole array: no address to compute */
+          : "er"(n), "i"(offsetof(struct lof_heap, small)), "r"(h), "r"((size_t)cls)
+          : "cc");
 #else
   atomic_store_explicit(&h->small[cls],
                         atomic_load_explicit(&h->small[cls], memory_order_relaxed) + n,
@@ -359,7 +396,8 @@ LOF_HIDDEN void lof__stat_global(int64_t bytes, int64_t n);
 
 LOF_HIDDEN void lof__malloc_init(void);
 LOF_HIDDEN lof_heap_t *lof__heap_get(void);  /* the calling thread's heap, created on demand */
-LOF_HIDDEN void *lof__heap_alloc_slow(lof_heap_t *h, unsigned cls);
+/* (cls first: lof_malloc has it in the first argument register already) */
+LOF_HIDDEN void *lof__heap_alloc_slow(size_t cls, lof_heap_t *h);
 LOF_HIDDEN void lof__heap_free_event(lof_heap_t *h, lof_span_t *s); /* used==0 or full after a local free */
 LOF_HIDDEN void lof__span_remote_free(lof_span_t *s, lof_block_t *b);
 /* A free by h of block b of s, a small span of another heap: held back in

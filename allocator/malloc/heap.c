@@ -39,7 +39,6 @@
  */
 #include <errno.h>
 #include <string.h>
-#include <sys/auxv.h>
 
 #include "frontend.h"
 #include "options.h"
@@ -51,7 +50,6 @@ LOF_HIDDEN lof_heap_t lof__heap_empty = {
 };
 LOF_HIDDEN __thread lof_heap_t *lof__heap_tls
     __attribute__((tls_model("initial-exec"))) = &lof__heap_empty;
-LOF_HIDDEN uintptr_t lof__secret;
 
 static _Atomic(int) malloc_ready;
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -89,14 +87,6 @@ LOF_HIDDEN void lof__malloc_init(void) {
   if (!atomic_load_explicit(&malloc_ready, memory_order_relaxed)) {
     lof__region_init();
     lof__arenas_init();
-    const unsigned char *rnd = (const unsigned char *)getauxval(AT_RANDOM);
-    uintptr_t secret = (uintptr_t)&heap_key * 0x9e3779b97f4a7c15ull;
-    if (rnd != NULL) {
-      uintptr_t v;
-      memcpy(&v, rnd + 8, sizeof(v));
-      secret ^= v;
-    }
-    lof__secret = secret | 1;
     pthread_key_create(&heap_key, heap_thread_exit);
     atomic_store_explicit(&malloc_ready, 1, memory_order_release);
     reserve = true;
@@ -195,8 +185,11 @@ static bool span_has_free(lof_span_t *s) {
   return s->free != NULL || span_collect(s);
 }
 
-/* Carve up to one page worth of fresh blocks onto the (empty) free list.
- * false: the span has no uncarved pages left. */
+/* Carve up to one page worth of fresh blocks onto the (empty) free list,
+ * each with its span's cookie like any free block, so that a free of a
+ * carved block that was never handed out is a double free, not a second
+ * copy of the block on the list.  false: the span has no uncarved pages
+ * left. */
 static bool span_bump(lof_span_t *s) {
   if (s->capacity >= s->reserved) return false;
   size_t bs = s->block_size;
@@ -207,11 +200,11 @@ static bool span_bump(lof_span_t *s) {
   lof_block_t *first = (lof_block_t *)p;
   for (size_t i = 0; i + 1 < k; i++, p += bs) {
     ((lof_block_t *)p)->next = (lof_block_t *)(p + bs);
-    ((lof_block_t *)p)->cookie = 0;
+    ((lof_block_t *)p)->cookie = lof__block_cookie(s);
   }
   ((lof_block_t *)p)->next = NULL;
-  ((lof_block_t *)p)->cookie = 0;
-  s->capacity = (uint16_t)(s->capacity + k);
+  ((lof_block_t *)p)->cookie = lof__block_cookie(s);
+  s->capacity = (uint32_t)(s->capacity + k);
   s->free = first;
   return true;
 }
@@ -242,6 +235,7 @@ static lof_span_t *span_adopt(lof_heap_t *h, unsigned cls) {
 
 static inline void *span_pop(lof_heap_t *h, lof_span_t *s) {
   lof_block_t *b = s->free;
+  lof__debug_free_block(s, b);
   s->free = b->next;
   b->cookie = 0;
   s->used++;
@@ -315,7 +309,7 @@ static void span_from_full(lof_heap_t *h, lof_span_t *s) {
  * span only when it has none left.  Carving cur's fresh page while another
  * span held free blocks would, in time, touch every page of every span a
  * class ever had. */
-LOF_HIDDEN void *lof__heap_alloc_slow(lof_heap_t *h, unsigned cls) {
+LOF_HIDDEN void *lof__heap_alloc_slow(size_t cls, lof_heap_t *h) {
   if (h == &lof__heap_empty) {
     h = lof__heap_get();
     if (h == NULL) {
@@ -371,7 +365,7 @@ LOF_HIDDEN void *lof__heap_alloc_slow(lof_heap_t *h, unsigned cls) {
   if (!span_bump(s)) {
     h->fresh[cls] = NULL;
     span_to_full(h, s); /* an adopted span still full: try again */
-    return lof__heap_alloc_slow(h, cls);
+    return lof__heap_alloc_slow(cls, h);
   }
   h->fresh[cls] = s->capacity < s->reserved ? s : NULL;
 use:
@@ -408,7 +402,7 @@ LOF_HIDDEN void lof__heap_free_event(lof_heap_t *h, lof_span_t *s) {
 }
 
 LOF_HIDDEN void lof__span_remote_free(lof_span_t *s, lof_block_t *b) {
-  b->cookie = lof__block_cookie(b);
+  b->cookie = lof__block_cookie(s);
   uintptr_t head = atomic_load_explicit(&s->xfree, memory_order_relaxed);
   do {
     b->next = (lof_block_t *)head;
@@ -438,7 +432,7 @@ LOF_HIDDEN void lof__heap_remote_flush(lof_heap_t *h) {
  * line the producer writes at every malloc: one CAS per batch instead of
  * one per block. */
 LOF_HIDDEN void lof__heap_remote_free(lof_heap_t *h, lof_span_t *s, lof_block_t *b) {
-  b->cookie = lof__block_cookie(b);
+  b->cookie = lof__block_cookie(s);
   if (LOF_LIKELY(h->rspan == s)) {
     b->next = h->rhead;
     h->rhead = b;
@@ -472,7 +466,7 @@ LOF_HIDDEN bool lof__heap_reclaim(lof_heap_t *h, lof_span_t *s, lof_block_t *b) 
   pthread_mutex_unlock(&abandoned_lock);
   if (!ok) return false;
   span_collect(s);
-  b->cookie = lof__block_cookie(b);
+  b->cookie = lof__block_cookie(s);
   b->next = s->free;
   s->free = b;
   s->used--;

@@ -47,3 +47,19 @@ LOF_HIDDEN size_t lof__class_span_pages(unsigned cls) {
   if (bytes < 65536) bytes = 65536;
   return (bytes + LOF_PAGE_SIZE - 1) >> LOF_PAGE_SHIFT;
 }
+
+/* A small span's block geometry for class cls (its first page and npages
+ * set): block size, the rotate's shift and inverse, its key, how many blocks
+ * fit (lof__block_q, frontend.h). */
+LOF_HIDDEN void lof__span_geometry(lof_span_t *s, unsigned cls) {
+  uint32_t d = lof__class_size[cls];
+  unsigned k = (unsigned)__builtin_ctz(d);
+  d >>= k;
+  uint32_t x = d; /* Newton's iteration: d^-1 mod 2^3 (d odd), then 6, 12, 24, 48 bits */
+  for (int i = 0; i < 4; i++) x *= 2 - d * x;
+  s->block_size = (uint16_t)lof__class_size[cls];
+  s->bshift = (uint8_t)k;
+  s->dinv = x;
+  s->bkey = ((uint32_t)s->first << LOF_PAGE_SHIFT) * x;
+  s->reserved = (uint16_t)(((size_t)s->npages << LOF_PAGE_SHIFT) / s->block_size);
+}

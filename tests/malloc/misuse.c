@@ -2,8 +2,14 @@
  * misuse.c -- detectable misuse aborts with a message instead of corrupting
  * the heap: double free (small by the owner or by another thread, large,
  * huge), free of a pointer
- * inside a block, free of a block boundary never handed out, free, realloc
- * and malloc_usable_size of a pointer that never came from lofalloc.  Each
+ * inside a block (in every kind of size class), free of a block boundary
+ * never carved and of a carved block never handed out, free, realloc
+ * and malloc_usable_size of a pointer that never came from lofalloc.  These
+ * are the checks that keep a misuse from corrupting the heap (a block twice
+ * on a free list, overlapping blocks, a foreign pointer on a list): they are
+ * on in every build, and this test runs in every build.  One diagnostic is
+ * checked only where it exists, in --enable-debug builds (LOF_DEBUG): a
+ * write to a freed block, noticed by the malloc that hands it out.  Each
  * case runs in a child (run_in_child) and must die by SIGABRT with the
  * reason on stderr; where the child can name the pointer (it prints
  * "# pointer %p" first) the whole message, pointer included, must match.
@@ -96,6 +102,38 @@ static int never_allocated(void *arg) {
   lof_free(p + 48 * 1000);
   return 0;
 }
+/* A block of a fresh page carved with p but never handed out: a class this
+ * process uses nowhere else (513..640 B), whose first malloc carves a page of
+ * 6 blocks; p and q are its first two, so q + 640 is carved and free. */
+static int carved_never_allocated(void *arg) {
+  (void)arg;
+  char *p = lof_malloc(600), *q = lof_malloc(600);
+  if (q != p + 640 || ((uintptr_t)q & 4095) + 2 * 640 > 4096) return 2; /* not the layout assumed */
+  lof_free(q + 640);
+  return 0;
+}
+/* An interior pointer of each kind of class: 16 (free at +8), and classes
+ * whose size is odd x 16, odd x 32 and a power of two, small and big. */
+static const size_t interior_sizes[] = {16, 48, 80, 224, 448, 4096, 5120, 16384};
+static int interior_of(void *arg) {
+  size_t size = *(const size_t *)arg;
+  char *p = lof_malloc(size);
+  lof_free(p + (size == 16 ? 8 : 16));
+  return 0;
+}
+#ifdef LOF_DEBUG
+/* A write into a freed block's second word (its cookie), then the malloc
+ * that hands the block out again. */
+static int write_after_free(void *arg) {
+  (void)arg;
+  void **p = lof_malloc(40);
+  lof_free(p);
+  p[1] = p;
+  void *volatile q = lof_malloc(40);
+  (void)q;
+  return 0;
+}
+#endif
 static int large_interior(void *arg) {
   (void)arg;
   char *p = lof_malloc(200000);
@@ -164,6 +202,23 @@ static void test_interior_pointer(void **s) {
   expect_abort(interior_remote, "not the start of a block"); /* freed by another thread */
 }
 static void test_never_allocated(void **s) { (void)s; expect_abort(never_allocated, "never allocated"); }
+/* carved, still on the free list: a second copy there would be handed out twice */
+static void test_carved_never_allocated(void **s) { (void)s; expect_abort(carved_never_allocated, "double free"); }
+static void test_interior_every_kind_of_class(void **s) {
+  (void)s;
+  for (size_t i = 0; i < sizeof interior_sizes / sizeof interior_sizes[0]; i++) {
+    char err[4096];
+    int st = run_in_child(interior_of, (void *)&interior_sizes[i], err, sizeof(err));
+    if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGABRT || strstr(err, "invalid pointer") == NULL)
+      fail_msg("size %zu: interior free not reported (status %#x): %s", interior_sizes[i], st, err);
+  }
+}
+#ifdef LOF_DEBUG /* a diagnostic of --enable-debug builds only */
+static void test_write_after_free_debug(void **s) {
+  (void)s;
+  expect_abort(write_after_free, "written after it was freed");
+}
+#endif
 static void test_large_interior(void **s) { (void)s; expect_abort(large_interior, "invalid pointer"); }
 static void test_foreign_pointer(void **s) {
   (void)s;
@@ -178,6 +233,11 @@ int main(void) {
     cmocka_unit_test(test_huge_double_free),  cmocka_unit_test(test_interior_pointer),
     cmocka_unit_test(test_large_interior),    cmocka_unit_test(test_foreign_pointer),
     cmocka_unit_test(test_never_allocated),   cmocka_unit_test(test_small_double_free_remote),
+    cmocka_unit_test(test_interior_every_kind_of_class),
+    cmocka_unit_test(test_carved_never_allocated),
+#ifdef LOF_DEBUG
+    cmocka_unit_test(test_write_after_free_debug),
+#endif
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
