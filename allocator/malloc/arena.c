@@ -356,6 +356,25 @@ LOF_HIDDEN bool lof__arena_resize(lof_span_t *s, size_t npages) {
  * from a signal handler that interrupted the purge must leave them to it). */
 static __thread __attribute__((tls_model("initial-exec"))) lof_arena_t *purging_here;
 
+/* The whole segment is free (run s) and out of the bins: its descriptor
+ * slots but two (the header's in page 0, and s's) describe nothing, and the
+ * header pages holding only them may go too; they refault as zeros =
+ * UNUSED.  Page 0 keeps the segment fields, the slot map and the pagemap.
+ * Returns the bytes purged. */
+static size_t purge_free_segment_header(lof_segment_t *seg, const lof_span_t *s) {
+  size_t total = 0;
+  size_t keep = ((uintptr_t)s - (uintptr_t)seg) >> LOF_PAGE_SHIFT;
+  for (size_t pg = 1; pg < LOF_SEG_HDR_PAGES; pg++) {
+    size_t upto = pg;
+    while (upto < LOF_SEG_HDR_PAGES && upto != keep) upto++;
+    if (upto > pg && lof__region_purge(seg->region, (char *)seg + (pg << LOF_PAGE_SHIFT),
+                                       (upto - pg) << LOF_PAGE_SHIFT) == 0)
+      total += (upto - pg) << LOF_PAGE_SHIFT;
+    pg = upto; /* skips the page that holds s's descriptor */
+  }
+  return total;
+}
+
 LOF_HIDDEN size_t lof__arena_decay_locked(lof_arena_t *a, uint64_t now, bool force) {
   uint64_t decay = (uint64_t)lof__option(LOF_OPT_DECAY_MS);
   size_t total = 0;
@@ -405,22 +424,8 @@ LOF_HIDDEN size_t lof__arena_decay_locked(lof_arena_t *a, uint64_t now, bool for
                 lof__region_purge(seg->region, (void *)lof__span_start(batch[i]), len) == 0;
         total += ok[i] ? len : 0;
       }
-      if (ok[i] && batch[i]->npages == LOF_SEG_USABLE_PAGES) {
-        /* The whole segment is free and out of the bins: its descriptor
-         * slots but two (the header's in page 0, and this run's) describe
-         * nothing, and the header pages holding only them may go too; they
-         * refault as zeros = UNUSED.  Page 0 keeps the segment fields, the
-         * slot map and the pagemap. */
-        size_t keep = ((uintptr_t)batch[i] - (uintptr_t)seg) >> LOF_PAGE_SHIFT;
-        for (size_t pg = 1; pg < LOF_SEG_HDR_PAGES; pg++) {
-          size_t upto = pg;
-          while (upto < LOF_SEG_HDR_PAGES && upto != keep) upto++;
-          if (upto > pg && lof__region_purge(seg->region, (char *)seg + (pg << LOF_PAGE_SHIFT),
-                                             (upto - pg) << LOF_PAGE_SHIFT) == 0)
-            total += (upto - pg) << LOF_PAGE_SHIFT;
-          pg = upto; /* skips the page that holds this run's descriptor */
-        }
-      }
+      if (ok[i] && batch[i]->npages == LOF_SEG_USABLE_PAGES)
+        total += purge_free_segment_header(seg, batch[i]);
     }
     pthread_mutex_lock(&a->lock);
     a->purgers--;

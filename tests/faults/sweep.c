@@ -22,8 +22,9 @@
  * Outcomes the driver accepts: exit 0 under every policy; under
  * LOFALLOC_POLICY=abort also SIGABRT with a "lofalloc: fatal:" line when the
  * injected failure was a refused lock (mlock2, or mmap under the
- * MAP_LOCKONFAULT backend).  Anything else (a signal, a failed check) fails
- * the case and prints the command that reproduces it.
+ * MAP_LOCKONFAULT backend), in the workload or in its fork child.  Anything
+ * else (a signal, a failed check) fails the case and prints the command that
+ * reproduces it.
  *
  * The CMocka cases (one per site) run a bounded sample in make check: one
  * run per errno and policy, k rotating over 1, 2 and N (the last call the
@@ -58,6 +59,12 @@
 #define MiB (1024 * KiB)
 
 /* ---- the workload (the re-executed child) -------------------------------- */
+
+/* The workload's exit when its fork child died of SIGABRT under
+ * LOFALLOC_POLICY=abort (a lock refused in the child): accepted like the
+ * workload's own SIGABRT, with the same conditions (found by the full
+ * mlock2 sweep: k = N, sticky, is the fork child's relock). */
+#define FORK_CHILD_ABORTED 93
 
 #define CHECK(cond)                                                              \
   do {                                                                           \
@@ -229,6 +236,10 @@ static int workload(lof_os_site_t site, unsigned k, int err, bool sticky) {
   churn(mine, 3, false);
   int status;
   CHECK(waitpid(pid, &status, 0) == pid);
+  const char *policy = getenv("LOFALLOC_POLICY");
+  if (WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT && policy != NULL &&
+      strcmp(policy, "abort") == 0)
+    _exit(FORK_CHILD_ABORTED); /* the policy, in the child: the driver judges its fatal line */
   if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0))
     dprintf(2, "fork child: status %#x\n", status);
   CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
@@ -344,8 +355,10 @@ static void judge(const site_desc_t *s, unsigned k, int err, bool sticky, const 
                   int st, const char *buf, tally_t *t) {
   t->runs++;
   if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return;
-  if (strcmp(policy, "abort") == 0 && WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT &&
-      strstr(buf, "lofalloc: fatal:") != NULL && lock_site(s)) {
+  bool aborted = (WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT) ||
+                 (WIFEXITED(st) && WEXITSTATUS(st) == FORK_CHILD_ABORTED);
+  if (strcmp(policy, "abort") == 0 && aborted && strstr(buf, "lofalloc: fatal:") != NULL &&
+      lock_site(s)) {
     t->aborted++;
     return;
   }
