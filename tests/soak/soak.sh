@@ -1,13 +1,16 @@
 #!/bin/sh
 # tests/soak/soak.sh BUILD_DIR DURATION [OUT_DIR] -- the long soak (make soak).
 #
-# For DURATION (seconds, or with an s/m/h suffix: 90, 10m, 1h) it runs, at
-# nice 19 so the machine stays usable:
+# For DURATION (seconds, or with an s/m/h suffix: 90, 10m, 1h) it runs:
 #   - stress-ng's heap stressors (malloc, tsearch, hsearch, qsort, str) with
-#     --verify, preloaded with liblofalloc;
+#     --verify, preloaded with liblofalloc, at nice 19 so the machine stays
+#     usable;
 #   - soak_mix (tests/soak/soak_mix.c): 3 threads allocating, writing,
-#     verifying and freeing (cross-thread frees, huge blocks) and a fork
-#     child every 2 s that verifies the parent's blocks.
+#     verifying and freeing (cross-thread frees, huge blocks, a stationary
+#     live set of about 70 MB) at a fixed pace, and a fork child every 2 s
+#     that verifies the parent's blocks.  It paces itself, so it runs at
+#     nice 0: at nice 19 its rate, and with it what the decay keeps
+#     resident, followed the machine's load.
 # Every 10 s two CSVs get a line in OUT_DIR (default: BUILD_DIR/soak):
 #   mix.csv       soak_mix's heap: RSS, locked-resident, locked_range (lof_stats), VmLck
 #   stressng.csv  the sum over stress-ng's processes of VmRSS, smaps Locked:, VmLck
@@ -20,7 +23,9 @@
 #       locked_range, the median of the last quarter of the samples is at
 #       most the median of the second quarter plus FLAT_PCT percent (10) plus
 #       FLAT_SLACK_KB (2048 kB, a couple of 1 MiB blocks of noise).  The first
-#       quarter is warm-up.  The same rule holds for stress-ng's sums of
+#       quarter is warm-up.  (The log also gives the medians of the live
+#       bytes and of RSS minus them, the allocator's overhead, to read a
+#       failure by.)  The same rule holds for stress-ng's sums of
 #       VmRSS, Locked: and VmLck (its malloc stressor keeps a bounded set of
 #       random blocks: its steady state is flat too).  (The first 1 h run
 #       did not judge stress-ng and so hid a monotonic VmLck growth.)
@@ -59,7 +64,7 @@ LD_PRELOAD="$lib" nice -n 19 stress-ng --malloc 1 --malloc-bytes 64M --malloc-th
   --tsearch 1 --hsearch 1 --qsort 1 --str 1 --verify --timeout "${secs}s" --metrics-brief \
   > "$out/stress-ng.log" 2>&1 &
 sng=$!
-LD_LIBRARY_PATH="$build/allocator/.libs" nice -n 19 "$mix" "$secs" "$out/mix.csv" 3 \
+LD_LIBRARY_PATH="$build/allocator/.libs" "$mix" "$secs" "$out/mix.csv" 3 \
   > "$out/mix.log" 2>&1 &
 mixpid=$!
 
@@ -110,6 +115,11 @@ else
       echo "FAIL: soak_mix $col grew: last-quarter median $q4 kB > $bound kB (second quarter $q2 kB +${flat_pct}% +${flat_slack} kB)"; fail=1
     fi
   done
+  awk -F, 'NR==1{for(i=1;i<=NF;i++){if($i=="rss_kb")r=i; if($i=="live_kb")l=i}; print "t_s,live_kb,overhead_kb"; next}
+    {print $1 "," $l "," $r-$l}' "$out/mix.csv" > "$out/overhead.csv"
+  for col in live_kb overhead_kb; do
+    echo "info: soak_mix $col medians by quarter: $(median_q "$out/overhead.csv" $col 1) $(median_q "$out/overhead.csv" $col 2) $(median_q "$out/overhead.csv" $col 3) $(median_q "$out/overhead.csv" $col 4) kB"
+  done
   for col in rss_kb locked_kb vmlck_kb; do
     q2=$(median_q "$out/stressng.csv" $col 2); q4=$(median_q "$out/stressng.csv" $col 4)
     bound=$(( q2 + q2 * flat_pct / 100 + flat_slack ))
@@ -132,7 +142,8 @@ set xlabel 'seconds'; set ylabel 'kB'
 plot '$out/mix.csv' using 1:2 skip 1 with lines title 'RSS', \
      '' using 1:3 skip 1 with lines title 'locked resident', \
      '' using 1:4 skip 1 with lines title 'locked\_range', \
-     '' using 1:6 skip 1 with lines title 'allocated'
+     '' using 1:6 skip 1 with lines title 'allocated (usable)', \
+     '' using 1:10 skip 1 with lines title 'live (requested)'
 set title 'stress-ng heap stressors (sum over processes)'
 plot '$out/stressng.csv' using 1:3 skip 1 with lines title 'VmRSS', \
      '' using 1:4 skip 1 with lines title 'Locked (smaps)', \
