@@ -373,7 +373,8 @@ static void judge(const site_desc_t *s, unsigned k, int err, bool sticky, const 
 }
 
 /* LOFTEST_FAULTS_SITES=munlock,mremap: only those sites (make check-faults
- * SITES=...); the others are skipped. */
+ * SITES=...); the others are not registered (a CMocka skip reads as a
+ * failure under tap-driver). */
 static bool site_selected(const char *name) {
   const char *list = getenv("LOFTEST_FAULTS_SITES");
   if (list == NULL || *list == '\0') return true;
@@ -384,7 +385,6 @@ static bool site_selected(const char *name) {
 }
 
 static void sweep_site(const site_desc_t *s) {
-  if (!site_selected(s->name)) skip();
   const char *mode = getenv("LOFTEST_FAULTS");
   bool full = mode != NULL && strcmp(mode, "full") == 0;
   tally_t t = {0, 0, 0};
@@ -480,11 +480,16 @@ int main(int argc, char **argv) {
   ssize_t n = readlink("/proc/self/exe", self_path, sizeof self_path - 1);
   if (n <= 0) return 2;
   self_path[n] = '\0';
-  const struct CMUnitTest tests[] = {
+  const struct CMUnitTest site_tests[] = {
     cmocka_unit_test(test_mmap),    cmocka_unit_test(test_munmap),
     cmocka_unit_test(test_mprotect), cmocka_unit_test(test_madvise),
     cmocka_unit_test(test_mlock2),  cmocka_unit_test(test_munlock),
-    cmocka_unit_test(test_mremap), cmocka_unit_test(test_regressions),
+    cmocka_unit_test(test_mremap),
   };
-  return cmocka_run_group_tests_name("faults", tests, NULL, NULL);
+  struct CMUnitTest tests[sizeof site_tests / sizeof site_tests[0] + 1];
+  size_t ntests = 0;
+  for (size_t i = 0; i < sizeof site_tests / sizeof site_tests[0]; i++)
+    if (site_selected(sites[i].name)) tests[ntests++] = site_tests[i];
+  tests[ntests++] = (struct CMUnitTest)cmocka_unit_test(test_regressions);
+  return _cmocka_run_group_tests("faults", tests, ntests, NULL, NULL);
 }
