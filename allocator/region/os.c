@@ -29,6 +29,7 @@
 #ifdef LOF_TESTING
 lof_os_vmflags_fn lof__os_vmflags_hook;
 bool lof__os_force_legacy_purge;
+bool lof__os_pretend_charge;
 #endif
 static bool os_dontneed_locked = true; /* set by the probe */
 
@@ -390,7 +391,7 @@ void lof__os_probe(lof_os_caps_t *caps) {
 }
 
 bool lof__os_lock_charged(void) {
-  return os_lock_charge;
+  return os_lock_charge || lof__os_pretend_charge;
 }
 
 /* ---- limits and capabilities -------------------------------------------- */

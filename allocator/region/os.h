@@ -56,14 +56,19 @@ LOF_HIDDEN bool lof__os_lock_charged(void);
  *    flags after "VmFlags:"); it returns 0, or -1 if the mapping was not
  *    found;
  *  - lof__os_force_legacy_purge: take the pre-5.18 purge path (munlock +
- *    MADV_DONTNEED + mlock2). */
+ *    MADV_DONTNEED + mlock2);
+ *  - lof__os_pretend_charge: lof__os_lock_charged() says true without the
+ *    flag being passed to the kernel (so the region layer's whole-reservation
+ *    path runs on a kernel without the RFC, charged by range: root only). */
 typedef int (*lof_os_vmflags_fn)(const void *addr, char *buf, size_t len);
 #ifdef LOF_TESTING
 LOF_HIDDEN extern lof_os_vmflags_fn lof__os_vmflags_hook;
 LOF_HIDDEN extern bool lof__os_force_legacy_purge;
+LOF_HIDDEN extern bool lof__os_pretend_charge;
 #else
 #define lof__os_vmflags_hook ((lof_os_vmflags_fn)0)
 #define lof__os_force_legacy_purge false
+#define lof__os_pretend_charge false
 #endif
 
 /* open(path, O_RDONLY | O_CLOEXEC), read and close as raw system calls

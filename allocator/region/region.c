@@ -44,6 +44,7 @@ static region_counters_t region_count;
 static lof_os_caps_t region_caps;       /* what the kernel offers */
 static lof_backend_t region_backend;    /* chosen at init */
 static bool region_nohugepage;          /* MADV_NOHUGEPAGE on the heap */
+static bool region_lockall;             /* reservations locked whole (fault-time charge) */
 static _Atomic int region_state;        /* 0 new, 1 initialising, 2 ready */
 static atomic_flag region_release_warned = ATOMIC_FLAG_INIT;
 
@@ -91,17 +92,23 @@ static void region_do_init(void) {
     default: region_nohugepage = region_caps.thp_always;
   }
   lof__budget_init(region_backend != LOF_BACKEND_UNLOCKED);
+  /* The kernel charges lock-on-fault memory as it faults in: lock each
+   * reservation whole, once; the budget keeps what is committed under the
+   * limit, so a fault never passes it (the kernel's answer would be SIGBUS). */
+  region_lockall = region_backend != LOF_BACKEND_UNLOCKED && lof__os_lock_charged() &&
+                   region_caps.dontneed_locked;
   if (lof__option(LOF_OPT_VERBOSE)) {
     char limits[160];
     lof__budget_describe_limits(limits, sizeof limits);
     lof__message("backend %s, policy %s, %s, MADV_DONTNEED_LOCKED %s, "
-                 "mlockall %s%s, THP %s",
+                 "mlockall %s%s, THP %s, fault-time charge %s",
                  region_backend_name(region_backend), lof__option_enum_name(LOF_OPT_POLICY),
                  limits,
                  region_caps.dontneed_locked ? "yes" : "no (munlock fallback)",
                  (region_caps.mlockall_flags & MCL_FUTURE) ? "MCL_FUTURE" : "none",
                  (region_caps.mlockall_flags & MCL_ONFAULT) ? "|MCL_ONFAULT" : "",
-                 region_nohugepage ? "off on the heap" : "as the system says");
+                 region_nohugepage ? "off on the heap" : "as the system says",
+                 region_lockall ? "yes (reservations locked whole)" : "no");
   }
 }
 
@@ -112,6 +119,11 @@ void lof__region_reset_for_test(void) {
   atomic_store(&region_state, 0);
 }
 #endif
+
+bool lof__region_locks_whole(void) {
+  lof__region_init();
+  return region_lockall;
+}
 
 lof_backend_t lof__region_backend(void) {
   lof__region_init();
@@ -160,6 +172,17 @@ static size_t bits_count_locked(lof_region_t *r, size_t first, size_t n) {
     uint64_t v = atomic_load_explicit(&r->committed_bits[w], memory_order_relaxed) &
                  ~atomic_load_explicit(&r->unlocked_bits[w], memory_order_relaxed);
     c += (size_t)__builtin_popcountll(v & m);
+  });
+  return c;
+}
+
+/* Mark the committed pages of [first, first+n) unlocked; how many were
+ * committed and locked before. */
+static size_t bits_mark_unlocked(lof_region_t *r, size_t first, size_t n) {
+  size_t c = bits_count_locked(r, first, n);
+  BITS_FOR_RANGE(first, n, w, m, {
+    uint64_t v = atomic_load_explicit(&r->committed_bits[w], memory_order_relaxed) & m;
+    atomic_fetch_or_explicit(&r->unlocked_bits[w], v, memory_order_relaxed);
   });
   return c;
 }
@@ -317,11 +340,19 @@ lof_region_t *lof__region_reserve(size_t size, size_t align) {
   size = LOF_ALIGN_UP(size, LOF_PAGE_SIZE);
   void *p = lof__os_reserve(size, align, region_nohugepage, false);
   if (p == NULL) return NULL;
+  /* With the fault-time charge: the whole reservation lock-on-fault now, in
+   * one call, charged by the kernel only as its pages fault in (a refusal
+   * leaves it reserved: its commits then lock range by range). */
+  bool lockall = region_lockall &&
+                 lof__os_commit_locked(p, size, region_backend == LOF_BACKEND_MAP_LOCKONFAULT,
+                                       region_nohugepage) == 0;
   lof_region_t *r = region_register((uintptr_t)p, size, LOF_REGION_RESERVED);
   if (r == NULL) {
     region_unmap(p, size);
     errno = ENOMEM;
+    return NULL;
   }
+  r->lockall = lockall;
   return r;
 }
 
@@ -471,15 +502,40 @@ bool lof__region_is_committed(const lof_region_t *r, const void *addr, size_t le
   return bits_count(r->committed_bits, first, n) == n;
 }
 
+/* How a commit locks: by the system calls of the backend; in a lockall
+ * region not at all (the range is locked on fault already), or by mlock2
+ * where it holds pages committed unlocked (fallback) earlier. */
+enum { REGION_LOCK_OS, REGION_LOCK_NONE, REGION_LOCK_RELOCK };
 typedef struct region_commit_job {
   void *addr;
   size_t len;
   bool map_flag;
+  int how;                   /* REGION_LOCK_* */
 } region_commit_job_t;
 
 static int region_commit_locked(void *arg) {
   region_commit_job_t *j = arg;
+  if (j->how == REGION_LOCK_NONE) return 0;
+  if (j->how == REGION_LOCK_RELOCK)
+    return lof__os_lock_onfault(j->addr, j->len) == 0 ? 0 : LOF_OS_LOCK_REFUSED;
   return lof__os_commit_locked(j->addr, j->len, j->map_flag, region_nohugepage);
+}
+
+/* Make the uncommitted pages of [first, first+n) of r accessible, not
+ * locked (fallback): mprotect; in a lockall region, munlock of each run of
+ * them (the committed pages around keep their lock). */
+static int region_open_unlocked(lof_region_t *r, size_t first, size_t n) {
+  if (!r->lockall) return lof__os_commit_unlocked((void *)(r->base + first * LOF_PAGE_SIZE),
+                                                  n * LOF_PAGE_SIZE);
+  size_t run = 0;
+  for (size_t i = first; i <= first + n; i++) {
+    if (i < first + n && !bits_count(r->committed_bits, i, 1)) { run++; continue; }
+    if (run && lof__os_unlock((void *)(r->base + (i - run) * LOF_PAGE_SIZE),
+                              run * LOF_PAGE_SIZE) != 0)
+      return -1;
+    run = 0;
+  }
+  return 0;
 }
 
 int lof__region_commit(lof_region_t *r, void *addr, size_t len) {
@@ -494,7 +550,9 @@ int lof__region_commit(lof_region_t *r, void *addr, size_t len) {
   if (region_backend != LOF_BACKEND_UNLOCKED) {
     /* MAP_FIXED would discard committed pages: only on a fresh range. */
     region_commit_job_t job = {addr, len,
-                               region_backend == LOF_BACKEND_MAP_LOCKONFAULT && already == 0};
+                               region_backend == LOF_BACKEND_MAP_LOCKONFAULT && already == 0,
+                               REGION_LOCK_OS};
+    if (r->lockall) job.how = already > already_locked ? REGION_LOCK_RELOCK : REGION_LOCK_NONE;
     int locked = region_lock_new((uint64_t)(n - already_locked) * LOF_PAGE_SIZE,
                                  region_commit_locked, &job);
     if (locked < 0) return -1;
@@ -508,7 +566,7 @@ int lof__region_commit(lof_region_t *r, void *addr, size_t len) {
     }
     if (newly == 0) return 0; /* committed already, just not locked */
   }
-  if (lof__os_commit_unlocked(addr, len) != 0) { errno = ENOMEM; return -1; }
+  if (region_open_unlocked(r, first, n) != 0) { errno = ENOMEM; return -1; }
   /* Mark only the pages that were not committed as unlocked. */
   for (size_t i = 0; i < n; i++) {
     size_t page = first + i;
@@ -529,7 +587,7 @@ int lof__region_commit_unlocked(lof_region_t *r, void *addr, size_t len) {
   size_t first = PAGES((uintptr_t)addr - r->base), n = PAGES(len);
   atomic_fetch_add(&region_count.commit_calls, 1);
   if (bits_count(r->committed_bits, first, n) == n) return 0;
-  if (lof__os_commit_unlocked(addr, len) != 0) { errno = ENOMEM; return -1; }
+  if (region_open_unlocked(r, first, n) != 0) { errno = ENOMEM; return -1; }
   size_t newly = 0;
   for (size_t page = first; page < first + n; page++) {
     if (bits_count(r->committed_bits, page, 1)) continue;
@@ -565,6 +623,17 @@ int lof__region_purge(lof_region_t *r, void *addr, size_t len) {
   return 0;
 }
 
+/* Decommit in a lockall region: the pages go (MADV_DONTNEED_LOCKED: the
+ * kernel releases their charge) and the range stays readable, writable and
+ * locked on fault, in the reservation's one VMA; pages committed unlocked
+ * (fallback) are locked again.  If that lock is refused the region leaves
+ * lockall: its commits then lock range by range.  0, or -1 + errno. */
+static int region_decommit_lockall(lof_region_t *r, void *addr, size_t len, bool had_unlocked) {
+  if (lof__os_purge(addr, len, true) != 0) return -1;
+  if (had_unlocked && lof__os_lock_onfault(addr, len) != 0) r->lockall = false;
+  return 0;
+}
+
 int lof__region_decommit(lof_region_t *r, void *addr, size_t len) {
   if (region_check_reserved(r, addr, len) != 0) return -1;
   size_t first = PAGES((uintptr_t)addr - r->base), n = PAGES(len);
@@ -572,7 +641,9 @@ int lof__region_decommit(lof_region_t *r, void *addr, size_t len) {
   size_t locked = bits_count_locked(r, first, n);
   /* On a failure the range is as it was (os.h): the counters keep it and
    * the caller keeps it committed. */
-  if (lof__os_decommit(addr, len) != 0) return -1;
+  if ((r->lockall ? region_decommit_lockall(r, addr, len, committed > locked)
+                  : lof__os_decommit(addr, len)) != 0)
+    return -1;
   bits_clear(r->committed_bits, first, n);
   bits_clear(r->unlocked_bits, first, n);
   atomic_fetch_sub(&region_count.committed, committed * LOF_PAGE_SIZE);
@@ -690,6 +761,31 @@ static void region_child_relock(lof_region_t *r, uintptr_t addr, size_t len, boo
   region_child_unlocked(r, addr, len);
 }
 
+/* A lockall region in the child: lock again every page but those committed
+ * unlocked, uncommitted ones too (a commit makes no call).  A run that
+ * cannot be locked (or LOFALLOC_FORK_RELOCK=0) takes the region out of
+ * lockall: its committed pages there count unlocked, later commits lock. */
+static void region_child_relock_whole(lof_region_t *r, bool relock) {
+  size_t pages = PAGES(r->size), run = 0;
+  for (size_t i = 0; i <= pages; i++) {
+    if (i < pages) {
+      uint64_t u = atomic_load_explicit(&r->unlocked_bits[i / 64], memory_order_relaxed);
+      if (u == 0 && i % 64 == 0 && i + 64 <= pages) { run += 64; i += 63; continue; }
+      if (!((u >> (i % 64)) & 1)) { run++; continue; }
+    }
+    if (run == 0) continue;
+    uintptr_t addr = r->base + (i - run) * LOF_PAGE_SIZE;
+    size_t len = run * LOF_PAGE_SIZE;
+    run = 0;
+    if (relock && lof__os_lock_onfault((void *)addr, len) == 0) continue;
+    if (relock) lof__budget_refused("fork child's heap", len, LOF_REFUSED_KERNEL, errno, false);
+    size_t was_locked = bits_mark_unlocked(r, PAGES(addr - r->base), PAGES(len));
+    lof__budget_refund(was_locked * LOF_PAGE_SIZE);
+    lof__budget_fallback((int64_t)(was_locked * LOF_PAGE_SIZE));
+    r->lockall = false;
+  }
+}
+
 /* Memory locks are not inherited across fork: lock the child's committed,
  * locked ranges again (on fault; resident pages are locked at once), and
  * the metadata too.  With LOFALLOC_FORK_RELOCK=0 the child's copy stays
@@ -710,6 +806,7 @@ void lof__region_postfork_child(void) {
       if (r->whole_locked) region_child_relock(r, r->base, r->size, relock);
       continue;
     }
+    if (r->lockall) { region_child_relock_whole(r, relock); continue; }
     size_t pages = PAGES(r->size), run = 0;
     for (size_t i = 0; i <= pages; i++) {
       bool locked = false;

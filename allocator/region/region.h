@@ -4,7 +4,9 @@
  * are locked on fault.
  *
  * A region is reserved (PROT_NONE, not locked, not charged to
- * RLIMIT_MEMLOCK); a frontend commits page ranges of it (usable, locked on
+ * RLIMIT_MEMLOCK; on a kernel with the fault-time charge, readable,
+ * writable and locked on fault whole, charged only as pages fault in, see
+ * lof__region_locks_whole); a frontend commits page ranges of it (usable, locked on
  * fault: a page is locked when first touched, never before), purges ranges it
  * has freed (pages go back to the OS, the range stays committed and
  * lock-on-fault and reads as zeros), decommits ranges (back to reserved,
@@ -51,6 +53,10 @@ struct lof_region {
   /* --- private to region.c --- */
   uint32_t kind;             /* LOF_REGION_RESERVED or LOF_REGION_WHOLE */
   bool whole_locked;         /* WHOLE regions: committed locked (else fallback) */
+  _Atomic(bool) lockall;     /* RESERVED, on a kernel with the fault-time charge: the
+                              * whole reservation is readable, writable and locked on
+                              * fault from the start (one lock call); commit and
+                              * decommit only charge the budget and drop pages */
   _Atomic(uint64_t) *committed_bits; /* 1 bit per page: committed (NULL for WHOLE) */
   _Atomic(uint64_t) *unlocked_bits;  /* 1 bit per page: committed unlocked */
   size_t bitmap_bytes;       /* mapping size of both bitmaps together */
@@ -114,6 +120,12 @@ LOF_HIDDEN void lof__region_meta_unlock(void *addr, size_t len);
 
 /* Initialise (idempotent, thread-safe; every entry point above calls it). */
 LOF_HIDDEN void lof__region_init(void);
+
+/* True when reservations are locked whole on fault (the kernel charges
+ * RLIMIT_MEMLOCK as pages fault in, kernel-patches/rfc/): a reservation
+ * is then one readable, writable, lock-on-fault VMA, a commit makes no
+ * system call and a decommit drops pages without unlocking. */
+LOF_HIDDEN bool lof__region_locks_whole(void);
 
 /* The backend chosen at init. */
 LOF_HIDDEN lof_backend_t lof__region_backend(void);

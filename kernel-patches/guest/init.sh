@@ -87,13 +87,15 @@ fi
 # lofalloc keeps what it commits under the limit on every kernel (a page it
 # hands out may be touched), so the heap is the same 7 MiB (dense) or
 # 1.75 MiB touched (sparse) everywhere; what the RFC changes is the charge,
-# VmLck: the locked ranges without it, the touched pages with it.
+# VmLck: the locked ranges without it, the touched pages with it, and how
+# lofalloc locks: each reservation whole, in one call (its 1 GiB segment
+# reservation alone is more than the limit: LC_MIN_KIB 1048576).
 # Bounds from the measured numbers, kernel-patches/doc/guest-numbers.txt.
-# lof-memlock MIN_KIB MAX_KIB STRIDE VMLCK_MIN_KIB VMLCK_MAX_KIB
+# lof-memlock MIN_KIB MAX_KIB STRIDE VMLCK_MIN_KIB VMLCK_MAX_KIB [LC_MIN_KIB]
 if [ -x /lof/bin/lof-memlock ]; then
 	if [ "$kind" = rfc ]; then
-		run memlock-heap 0 must-pass 120 /lof/bin/lof-memlock 7168 8192 1 7168 7600
-		run memlock-sparse 0 must-pass 120 /lof/bin/lof-memlock 1792 2048 4 1792 2300
+		run memlock-heap 0 must-pass 120 /lof/bin/lof-memlock 7168 8192 1 7168 7600 1048576
+		run memlock-sparse 0 must-pass 120 /lof/bin/lof-memlock 1792 2048 4 1792 2300 1048576
 	else
 		run memlock-heap 0 must-pass 120 /lof/bin/lof-memlock 7168 8192 1 7600 8192
 		run memlock-sparse 0 must-pass 120 /lof/bin/lof-memlock 1792 2048 4 7600 8192

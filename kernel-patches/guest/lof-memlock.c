@@ -4,7 +4,7 @@
  * running kernel, proven page by page.
  *
  * Usage (as root, in the guest):
- *   lof-memlock MIN_KIB MAX_KIB STRIDE VMLCK_MIN_KIB VMLCK_MAX_KIB
+ *   lof-memlock MIN_KIB MAX_KIB STRIDE VMLCK_MIN_KIB VMLCK_MAX_KIB [LC_MIN_KIB]
  * Forks a child that sets RLIMIT_MEMLOCK to 8 MiB (soft and hard), drops
  * to uid/gid 65534 (no capabilities: CapEff must read 0) and re-executes
  * itself, so liblofalloc starts unprivileged.  The child allocates 1 MiB
@@ -20,7 +20,10 @@
  * Prints "LOFMEMLOCK ..." lines; exits 0 when every touched page is
  * mlocked, the touched heap is between MIN_KIB and MAX_KIB and the child's
  * VmLck (the kernel's RLIMIT_MEMLOCK charge) between VMLCK_MIN_KIB and
- * VMLCK_MAX_KIB, else 1.
+ * VMLCK_MAX_KIB, else 1.  With LC_MIN_KIB (the rfc kernel): the child's
+ * VMAs locked with the fault-time charge (VmFlags "lc") must span at least
+ * LC_MIN_KIB of address space -- more than the limit when lofalloc locks
+ * each reservation whole, as only that charge allows.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -69,6 +72,25 @@ static unsigned long long hex_of(const char *path, const char *key) {
   return v;
 }
 
+/* Address space in VMAs whose VmFlags show "lc" (charged as they fault in). */
+static long lc_kb(void) {
+  char line[512];
+  unsigned long s = 0, e = 0, a, b;
+  long kb = 0;
+  FILE *f = fopen("/proc/self/smaps", "r");
+  if (!f) return -1;
+  while (fgets(line, sizeof line, f)) {
+    if (sscanf(line, "%lx-%lx ", &a, &b) == 2) { /* a VMA's first line */
+      s = a;
+      e = b;
+      continue;
+    }
+    if (strncmp(line, "VmFlags:", 8) == 0 && strstr(line, " lc")) kb += (long)((e - s) >> 10);
+  }
+  fclose(f);
+  return kb;
+}
+
 static sigjmp_buf bus_jmp;
 static void on_bus(int sig) {
   (void)sig;
@@ -109,19 +131,20 @@ static int child(size_t stride) {
   lof_stats_get(&st, sizeof st);
   st.backend_name[sizeof st.backend_name - 1] = '\0';
   st.policy_name[sizeof st.policy_name - 1] = '\0';
-  long vmlck = kb_of("/proc/self/status", "VmLck:");
-  printf("LOFMEMLOCK child blocks=%d stride=%zu touched_kb=%lu stop=%s VmLck_kb=%ld Locked_kb=%ld "
+  long vmlck = kb_of("/proc/self/status", "VmLck:"), lc = lc_kb();
+  printf("LOFMEMLOCK child blocks=%d stride=%zu touched_kb=%lu stop=%s VmLck_kb=%ld lc_kb=%ld "
+         "Locked_kb=%ld "
          "backend=%s policy=%s locked_range_kb=%llu meta_locked_kb=%llu committed_kb=%llu "
          "fallback_kb=%llu\n",
          n, stride, (unsigned long)n * (BLOCK >> 10) / stride,
-         sigbus ? "SIGBUS" : err ? strerror(err) : "max-blocks", vmlck,
+         sigbus ? "SIGBUS" : err ? strerror(err) : "max-blocks", vmlck, lc,
          kb_of("/proc/self/smaps_rollup", "Locked:"),
          st.backend_name, st.policy_name, (unsigned long long)st.locked_range >> 10,
          (unsigned long long)st.meta_locked >> 10, (unsigned long long)st.committed >> 10,
          (unsigned long long)st.fallback >> 10);
   fflush(stdout);
-  fprintf(out, "%d %d %s %d %llx %ld\n", n, sigbus, st.policy_name, (int)getuid(),
-          hex_of("/proc/self/status", "CapEff:"), vmlck);
+  fprintf(out, "%d %d %s %d %llx %ld %ld\n", n, sigbus, st.policy_name, (int)getuid(),
+          hex_of("/proc/self/status", "CapEff:"), vmlck, lc);
   for (int i = 0; i < n; i++) fprintf(out, "%lx\n", (unsigned long)blocks[i]);
   fclose(out);
   char c;
@@ -147,12 +170,14 @@ static int count_pages(int pm, int kf, unsigned long addr, size_t len, long step
 
 int main(int argc, char **argv) {
   if (argc == 3 && strcmp(argv[1], "--child") == 0) return child((size_t)atol(argv[2]));
-  if (argc != 6 || atol(argv[3]) < 1) {
-    fprintf(stderr, "usage: lof-memlock MIN_KIB MAX_KIB STRIDE VMLCK_MIN_KIB VMLCK_MAX_KIB\n");
+  if ((argc != 6 && argc != 7) || atol(argv[3]) < 1) {
+    fprintf(stderr, "usage: lof-memlock MIN_KIB MAX_KIB STRIDE VMLCK_MIN_KIB VMLCK_MAX_KIB "
+            "[LC_MIN_KIB]\n");
     return 2;
   }
   long min_kb = atol(argv[1]), max_kb = atol(argv[2]), ps = sysconf(_SC_PAGESIZE);
   long stride = atol(argv[3]), vmin_kb = atol(argv[4]), vmax_kb = atol(argv[5]), vmlck = -1;
+  long lc_min_kb = argc == 7 ? atol(argv[6]) : -1, lc = -1;
   int up[2], down[2];
   if (getuid() != 0 || pipe2(up, O_CLOEXEC) || pipe2(down, O_CLOEXEC)) {
     printf("LOFMEMLOCK FAIL: needs root (to drop privileges and read kpageflags)\n");
@@ -178,7 +203,8 @@ int main(int argc, char **argv) {
   int n = -1, sigbus = 1, bad = 0, uid = 0;
   unsigned long long capeff = ~0ULL;
   char policy[32] = "";
-  if (!in || fscanf(in, "%d %d %31s %d %llx %ld", &n, &sigbus, policy, &uid, &capeff, &vmlck) != 6) {
+  if (!in || fscanf(in, "%d %d %31s %d %llx %ld %ld", &n, &sigbus, policy, &uid, &capeff, &vmlck,
+                    &lc) != 7) {
     int st = 0;
     kill(pid, SIGKILL);
     waitpid(pid, &st, 0);
@@ -203,9 +229,9 @@ int main(int argc, char **argv) {
   long touched_kb = (long)(touched * (size_t)ps >> 10);
   printf("LOFMEMLOCK stride=%ld touched_kb=%ld pages=%zu present=%zu mlocked=%zu "
          "meminfo_Mlocked_rise_kb=%ld VmLck_kb=%ld limit_kb=%lu want_kb=%ld..%ld "
-         "want_VmLck_kb=%ld..%ld\n",
+         "want_VmLck_kb=%ld..%ld lc_kb=%ld want_lc_kb=%ld..\n",
          stride, touched_kb, touched, present, mlocked, mlocked1 - mlocked0, vmlck, LIMIT >> 10,
-         min_kb, max_kb, vmin_kb, vmax_kb);
+         min_kb, max_kb, vmin_kb, vmax_kb, lc, lc_min_kb);
   close(down[1]);
   int status = 0;
   waitpid(pid, &status, 0);
@@ -239,6 +265,11 @@ int main(int argc, char **argv) {
   if (touched_kb < min_kb || touched_kb > max_kb) {
     printf("LOFMEMLOCK FAIL: %ld kB touched and locked, want %ld..%ld\n", touched_kb, min_kb,
            max_kb);
+    bad = 1;
+  }
+  if (lc_min_kb >= 0 && lc < lc_min_kb) {
+    printf("LOFMEMLOCK FAIL: %ld kB of address space locked with the fault-time charge, want "
+           "at least %ld (each reservation locked whole)\n", lc, lc_min_kb);
     bad = 1;
   }
   if (vmlck < vmin_kb || vmlck > vmax_kb) {

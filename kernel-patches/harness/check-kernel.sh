@@ -1,6 +1,6 @@
 #!/bin/sh
 # check-kernel.sh -- `make check-kernel`: build the unpatched and the patched
-# 6.12 kernel and, with LOFALLOC_KRFC=yes, the rfc kernel (patched plus
+# 6.12 kernel and (unless LOFALLOC_KRFC=no) the rfc kernel (patched plus
 # rfc/0*.patch), boot each under QEMU with the tests in an initramfs, and
 # fail loudly on any failed test, kernel warning, panic or timeout.
 #
@@ -17,12 +17,11 @@
 #                                  (only while liblofalloc does not exist)
 #   LOFALLOC_KDEBUG=yes   kernels with kernel-debug.config too (default no:
 #                         a different config is a full build of each kernel)
-#   LOFALLOC_KRFC=yes     also the rfc kernel (default no until a cold CI
-#                         run with it is timed: built incrementally from
-#                         the patched tree, a near-full rebuild as it
-#                         changes include/linux/mm.h, ~13 CPU minutes; then
-#                         from the last rfc tree, only what the RFC patches
-#                         change)
+#   LOFALLOC_KRFC=no      without the rfc kernel (default yes: built
+#                         incrementally from the patched tree, a near-full
+#                         rebuild as it changes include/linux/mm.h, ~13 CPU
+#                         minutes cold; then from the last rfc tree, only
+#                         what the RFC patches change)
 # Results: $LOF_BUILDDIR/kernel-check/ (serial logs, results.txt, bench.txt).
 # Results judged by harness/read-results.sh (a skip where a pass is
 # expected fails; kselftest sub-test skips count as skips).
@@ -37,7 +36,7 @@ ACCEL=${LOFALLOC_KACCEL:-auto}
 TMO=${LOFALLOC_KTIMEOUT:-900}
 ITERS=${LOFALLOC_KBENCH_ITERS:-10000}
 WITH_ALLOC=${LOFALLOC_KCHECK_ALLOCATOR:-yes}
-WITH_RFC=${LOFALLOC_KRFC:-no}
+WITH_RFC=${LOFALLOC_KRFC:-yes}
 KINDS="unpatched patched"
 [ "$WITH_RFC" = yes ] && KINDS="$KINDS rfc"
 HOST_ONLY_TESTS="malloc/test_malloc_budget malloc/test_malloc_realtime malloc/test_malloc_huge malloc/test_malloc_mallopt databases/test_shared databases/test_jemalloc_api malloc/test_malloc_sigfork faults/test_faults fuzz/test_fuzz_replay"
