@@ -1,7 +1,7 @@
 /*
  * region.c -- the region layer (contract and invariants in region.h):
  * backend choice at first use, reservations and their per-page state
- * bitmaps, commit/purge/decommit/release, the global region list, the
+ * bitmaps (the bit operations in pagebits.h), commit/purge/decommit/release, the global region list, the
  * library's own locked metadata, and fork re-locking.  The locking budget
  * and the policy applied to every refused lock are in budget.c; ranges a
  * frontend maps itself in external.c; the statistics in region_stats.c
@@ -22,6 +22,7 @@
 #include "options.h"
 #include "os.h"
 #include "forklock.h"
+#include "pagebits.h"
 #include "region.h"
 #include "region_int.h"
 
@@ -128,63 +129,6 @@ bool lof__region_locks_whole(void) {
 lof_backend_t lof__region_backend(void) {
   lof__region_init();
   return region_backend;
-}
-
-/* ---- page-state bitmaps ------------------------------------------------------- */
-
-static uint64_t bits_mask(size_t lo, size_t hi) { /* bits [lo, hi) of a word, hi <= 64 */
-  uint64_t upper = hi == 64 ? ~(uint64_t)0 : (((uint64_t)1 << hi) - 1);
-  return upper & ~(((uint64_t)1 << lo) - 1);
-}
-
-/* Apply fn to each word of bits [first, first+n) with the mask of that word. */
-#define BITS_FOR_RANGE(first, n, word_var, mask_var, body)                 \
-  do {                                                                     \
-    size_t bit_ = (first), end_ = (first) + (n);                           \
-    while (bit_ < end_) {                                                  \
-      size_t word_var = bit_ / 64, lo_ = bit_ % 64;                        \
-      size_t hi_ = (end_ - word_var * 64) < 64 ? (end_ - word_var * 64) : 64; \
-      uint64_t mask_var = bits_mask(lo_, hi_);                             \
-      body;                                                                \
-      bit_ = word_var * 64 + hi_;                                          \
-    }                                                                      \
-  } while (0)
-
-static void bits_set(_Atomic(uint64_t) *map, size_t first, size_t n) {
-  BITS_FOR_RANGE(first, n, w, m, atomic_fetch_or_explicit(&map[w], m, memory_order_relaxed));
-}
-
-static void bits_clear(_Atomic(uint64_t) *map, size_t first, size_t n) {
-  BITS_FOR_RANGE(first, n, w, m, atomic_fetch_and_explicit(&map[w], ~m, memory_order_relaxed));
-}
-
-static size_t bits_count(_Atomic(uint64_t) *map, size_t first, size_t n) {
-  size_t c = 0;
-  BITS_FOR_RANGE(first, n, w, m,
-                 c += (size_t)__builtin_popcountll(atomic_load_explicit(&map[w], memory_order_relaxed) & m));
-  return c;
-}
-
-/* Pages of [first, first+n) committed and locked (committed & ~unlocked). */
-static size_t bits_count_locked(lof_region_t *r, size_t first, size_t n) {
-  size_t c = 0;
-  BITS_FOR_RANGE(first, n, w, m, {
-    uint64_t v = atomic_load_explicit(&r->committed_bits[w], memory_order_relaxed) &
-                 ~atomic_load_explicit(&r->unlocked_bits[w], memory_order_relaxed);
-    c += (size_t)__builtin_popcountll(v & m);
-  });
-  return c;
-}
-
-/* Mark the committed pages of [first, first+n) unlocked; how many were
- * committed and locked before. */
-static size_t bits_mark_unlocked(lof_region_t *r, size_t first, size_t n) {
-  size_t c = bits_count_locked(r, first, n);
-  BITS_FOR_RANGE(first, n, w, m, {
-    uint64_t v = atomic_load_explicit(&r->committed_bits[w], memory_order_relaxed) & m;
-    atomic_fetch_or_explicit(&r->unlocked_bits[w], v, memory_order_relaxed);
-  });
-  return c;
 }
 
 /* ---- descriptors and the region list -------------------------------------- */
