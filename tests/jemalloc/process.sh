@@ -1,10 +1,10 @@
 #!/bin/sh
-# run_process.sh -- test_process under the whole-process library, with
+# process.sh -- test_jemalloc_process under the whole-process library, with
 # jemalloc preloaded (the program itself links jemalloc only for mallctl),
 # under default options, a user MALLOC_CONF and the strict policy.
 # tests run from the tests build directory (make check); also runnable
 # from anywhere in an in-tree build.
-if [ -d "$PWD/jemalloc" ] && [ -f "$PWD/jemalloc/test_hooks.o" -o -f "$PWD/jemalloc/test_arena" ]; then
+if [ -d "$PWD/jemalloc" ] && [ -f "$PWD/jemalloc/test_jemalloc_arena" ]; then
   bindir="$PWD/jemalloc"
 else
   bindir="$(cd "$(dirname "$0")" && pwd)"
@@ -17,7 +17,7 @@ je="$(pkg-config --variable=libdir jemalloc 2>/dev/null || echo /usr/lib/x86_64-
 status=0
 run() {
   desc="$1"; shift
-  if timeout 300 env "$@" LD_PRELOAD="$je $lib" "$here/test_process" >"$here/process.$$.log" 2>&1; then
+  if timeout 300 env "$@" LD_PRELOAD="$je $lib" "$here/test_jemalloc_process" >"$here/process.$$.log" 2>&1; then
     echo "PASS: whole-process [$desc]"; grep -E "^  " "$here/process.$$.log"
   else
     echo "FAIL: whole-process [$desc]"; cat "$here/process.$$.log"; status=1

@@ -1,5 +1,5 @@
 #!/bin/sh
-# run_programs.sh -- the whole-process library under real programs:
+# programs.sh -- the whole-process library under real programs:
 #  - python3 with PYTHONMALLOC=malloc (every Python allocation through
 #    jemalloc) computes a digest that must equal the one computed without
 #    the library, and its heap must be lock-on-fault (vmas.py); the same run
@@ -10,7 +10,7 @@
 # Prints PASS/FAIL per program; a missing program is a SKIP (exit 77 if all).
 # tests run from the tests build directory (make check); also runnable
 # from anywhere in an in-tree build.
-if [ -d "$PWD/jemalloc" ] && [ -f "$PWD/jemalloc/test_hooks.o" -o -f "$PWD/jemalloc/test_arena" ]; then
+if [ -d "$PWD/jemalloc" ] && [ -f "$PWD/jemalloc/test_jemalloc_arena" ]; then
   bindir="$PWD/jemalloc"
 else
   bindir="$(cd "$(dirname "$0")" && pwd)"
