@@ -11,16 +11,8 @@
 #    refusal was remembered, this fails.
 # tests run from the tests build directory (make check); also runnable
 # from anywhere in an in-tree build.
-if [ -d "$PWD/jemalloc" ] && [ -f "$PWD/jemalloc/budget" ]; then
-  bindir="$PWD/jemalloc"
-else
-  bindir="$(cd "$(dirname "$0")" && pwd)"
-fi
-here="$bindir"
-lib="$here/../../allocator/.libs/liblofalloc-jemalloc-process.so"
-je="$(pkg-config --variable=libdir jemalloc 2>/dev/null || echo /usr/lib/x86_64-linux-gnu)/libjemalloc.so.2"
-[ -f "$lib" ] || { echo "FAIL: $lib not built"; exit 1; }
-[ -f "$je" ] || { echo "FAIL: $je not found"; exit 1; }
+. "$(dirname "$0")/common.sh"
+need_libs
 if [ "$(id -u)" = 0 ]; then
   command -v setpriv >/dev/null || { echo "SKIP: setpriv not found"; exit 77; }
   as_user="setpriv --reuid=nobody --regid=nogroup --clear-groups --inh-caps=-all --bounding-set=-all"

@@ -4,12 +4,8 @@
 # both commit modes of the hooks (LOFALLOC_JE_COMMIT).  Prints PASS/FAIL per setting.
 # tests run from the tests build directory (make check); also runnable
 # from anywhere in an in-tree build.
-if [ -d "$PWD/jemalloc" ] && [ -f "$PWD/jemalloc/test_jemalloc_arena" ]; then
-  bindir="$PWD/jemalloc"
-else
-  bindir="$(cd "$(dirname "$0")" && pwd)"
-fi
-cd "$bindir" || exit 1
+. "$(dirname "$0")/common.sh"
+cd "$here" || exit 1
 status=0
 run() {
   desc="$1"; shift

@@ -11,14 +11,11 @@
 #    silent under both (each frontend knows every documented name).
 # Runs from the tests build directory (make check).
 set -u
-here=$(pwd)
-libdir="$here/../allocator/.libs"
-[ -d "$libdir" ] || libdir="$(cd "$(dirname "$0")" && pwd)/../../allocator/.libs"
+. "$(dirname "$0")/common.sh"
+need_libs
 top=${top_srcdir:-$(dirname "$0")/../..}
-je="$(pkg-config --variable=libdir jemalloc 2>/dev/null || echo /usr/lib/x86_64-linux-gnu)/libjemalloc.so.2"
 malloc_lib="$libdir/liblofalloc.so"
-je_lib="$libdir/liblofalloc-jemalloc-process.so"
-for f in "$malloc_lib" "$je_lib" "$je" "$top/doc/lofalloc.7"; do
+for f in "$malloc_lib" "$top/doc/lofalloc.7"; do
 	[ -f "$f" ] || { echo "FAIL: $f not found"; exit 1; }
 done
 fails=0
@@ -45,7 +42,7 @@ for side in malloc jemalloc; do
 	if [ $side = malloc ]; then
 		preload=$malloc_lib own=LOFALLOC_DECAY_MS other=LOFALLOC_JE_COMMIT
 	else
-		preload="$je $je_lib" own=LOFALLOC_JE_COMMIT other=LOFALLOC_DECAY_MS
+		preload="$je $lib" own=LOFALLOC_JE_COMMIT other=LOFALLOC_DECAY_MS
 	fi
 	expect $side "$preload" "ignoring $own=bogus" $own=bogus
 	expect $side "$preload" "-$other" $other=bogus

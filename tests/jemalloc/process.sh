@@ -4,16 +4,8 @@
 # under default options, a user MALLOC_CONF and the strict policy.
 # tests run from the tests build directory (make check); also runnable
 # from anywhere in an in-tree build.
-if [ -d "$PWD/jemalloc" ] && [ -f "$PWD/jemalloc/test_jemalloc_arena" ]; then
-  bindir="$PWD/jemalloc"
-else
-  bindir="$(cd "$(dirname "$0")" && pwd)"
-fi
-here="$bindir"
-lib="$here/../../allocator/.libs/liblofalloc-jemalloc-process.so"
-je="$(pkg-config --variable=libdir jemalloc 2>/dev/null || echo /usr/lib/x86_64-linux-gnu)/libjemalloc.so.2"
-[ -f "$lib" ] || { echo "FAIL: $lib not built"; exit 1; }
-[ -f "$je" ] || { echo "FAIL: $je not found"; exit 1; }
+. "$(dirname "$0")/common.sh"
+need_libs
 status=0
 run() {
   desc="$1"; shift
