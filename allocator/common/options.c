@@ -1,11 +1,13 @@
 /*
- * options.c -- the options table and the LOFALLOC_* environment parser.
+ * options.c -- the common rows and the LOFALLOC_* environment parser.
  *
- * One row per option: name, kind, default, enum names.  The environment is
- * read once, on first use, straight from `environ` (or /proc/self/environ
- * when the first call comes before libc has set environ up), never through
- * getenv and never with malloc.  In setuid/setgid programs (AT_SECURE) the
- * environment is ignored and every option keeps its default.
+ * The rows here are the ones every frontend reads; a frontend's own rows
+ * live in its options.c and come in through lof__options_register.  A row
+ * is read on its first lookup, straight from `environ` (or
+ * /proc/self/environ when the lookup comes before libc has set environ up),
+ * never through getenv and never with malloc; registration reads every row
+ * and then warns about the names no row knows.  In setuid/setgid programs
+ * (AT_SECURE) the environment is ignored and every option keeps its default.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -16,45 +18,36 @@
 #include "options.h"
 #include "os.h"
 
-typedef enum { OPT_BOOL, OPT_SIZE, OPT_ENUM, OPT_MS, OPT_BOOL_OR_PATH } option_kind_t;
-
-typedef struct option_def {
-  const char *name;          /* environment variable */
-  option_kind_t kind;        /* how the value is parsed */
-  int64_t def;               /* default value */
-  const char *const *enums;  /* OPT_ENUM: NULL-terminated value names */
-} option_def_t;
-
 static const char *const policy_names[] = {"strict", "fallback", "abort", NULL};
 static const char *const backend_names[] = {"auto", "map_lockonfault", "mlock2",
                                             "unlocked", NULL};
 static const char *const thp_names[] = {"auto", "never", "default", NULL};
-static const char *const je_commit_names[] = {"auto", "eager", "lazy", NULL};
 
 /* Default policy is fallback: a program preloaded with lofalloc under the
  * default 8 MiB RLIMIT_MEMLOCK keeps running (unlocked past the limit, with a
  * warning and stats.fallback counting it) instead of failing malloc.
  * Real-time programs that need the guarantee set LOFALLOC_POLICY=strict. */
-static const option_def_t option_table[LOF_OPT_COUNT] = {
-  [LOF_OPT_POLICY] = {"LOFALLOC_POLICY", OPT_ENUM, LOF_POLICY_FALLBACK, policy_names},
-  [LOF_OPT_BACKEND] = {"LOFALLOC_BACKEND", OPT_ENUM, LOF_BACKEND_CHOICE_AUTO, backend_names},
-  [LOF_OPT_MAX_LOCKED] = {"LOFALLOC_MAX_LOCKED", OPT_SIZE, 0, NULL},
-  [LOF_OPT_VERBOSE] = {"LOFALLOC_VERBOSE", OPT_BOOL, 0, NULL},
-  [LOF_OPT_STATS] = {"LOFALLOC_STATS", OPT_BOOL_OR_PATH, 0, NULL},
-  [LOF_OPT_THP] = {"LOFALLOC_THP", OPT_ENUM, LOF_THP_AUTO, thp_names},
-  [LOF_OPT_FORK_RELOCK] = {"LOFALLOC_FORK_RELOCK", OPT_BOOL, 1, NULL},
-  [LOF_OPT_DECAY_MS] = {"LOFALLOC_DECAY_MS", OPT_MS, 1000, NULL},
-  [LOF_OPT_HUGE_THRESHOLD] = {"LOFALLOC_HUGE_THRESHOLD", OPT_SIZE, 4 << 20, NULL},
-  [LOF_OPT_JE_COMMIT] = {"LOFALLOC_JE_COMMIT", OPT_ENUM, LOF_JE_COMMIT_AUTO, je_commit_names},
-  [LOF_OPT_RESERVE] = {"LOFALLOC_RESERVE", OPT_SIZE, 0, NULL},
-  [LOF_OPT_LOCK_SHARED] = {"LOFALLOC_LOCK_SHARED", OPT_BOOL, 0, NULL},
+lof_option_t lof__opt_policy =
+    LOF_OPTION_ROW("LOFALLOC_POLICY", LOF_OPTION_ENUM, LOF_POLICY_FALLBACK, policy_names);
+lof_option_t lof__opt_backend =
+    LOF_OPTION_ROW("LOFALLOC_BACKEND", LOF_OPTION_ENUM, LOF_BACKEND_CHOICE_AUTO, backend_names);
+lof_option_t lof__opt_max_locked = LOF_OPTION_ROW("LOFALLOC_MAX_LOCKED", LOF_OPTION_SIZE, 0, NULL);
+lof_option_t lof__opt_verbose = LOF_OPTION_ROW("LOFALLOC_VERBOSE", LOF_OPTION_BOOL, 0, NULL);
+lof_option_t lof__opt_stats = LOF_OPTION_ROW("LOFALLOC_STATS", LOF_OPTION_BOOL_OR_PATH, 0, NULL);
+lof_option_t lof__opt_thp = LOF_OPTION_ROW("LOFALLOC_THP", LOF_OPTION_ENUM, LOF_THP_AUTO, thp_names);
+lof_option_t lof__opt_fork_relock = LOF_OPTION_ROW("LOFALLOC_FORK_RELOCK", LOF_OPTION_BOOL, 1, NULL);
+
+static lof_option_t *const common_rows[] = {
+  &lof__opt_policy, &lof__opt_backend, &lof__opt_max_locked, &lof__opt_verbose,
+  &lof__opt_stats, &lof__opt_thp, &lof__opt_fork_relock, NULL,
 };
 
-static int64_t option_values[LOF_OPT_COUNT];
-/* OPT_BOOL_OR_PATH given a path: the value is LOF_OPTION_PATH and the path
- * is kept here (one such option today: LOFALLOC_STATS=FILE). */
+/* The frontend's table (lof__options_register), NULL until it registers. */
+static const lof_option_table_t *_Atomic options_frontend;
+
+/* LOF_OPTION_BOOL_OR_PATH given a path: the value is LOF_OPTION_PATH and the
+ * path is kept here (one such row: LOFALLOC_STATS=FILE). */
 static char option_path[256];
-static _Atomic int options_state; /* 0 unread, 1 reading, 2 ready */
 
 int lof__parse_size(const char *s, int64_t *out) {
   if (s == NULL || *s < '0' || *s > '9') return -1;
@@ -91,16 +84,16 @@ int lof__parse_bool(const char *s, int64_t *out) {
   return -1;
 }
 
-static int option_parse(const option_def_t *def, const char *s, int64_t *out) {
-  switch (def->kind) {
-    case OPT_BOOL: return lof__parse_bool(s, out);
-    case OPT_SIZE: return lof__parse_size(s, out);
-    case OPT_MS: {
+static int option_parse(const lof_option_t *opt, const char *s, int64_t *out) {
+  switch (opt->kind) {
+    case LOF_OPTION_BOOL: return lof__parse_bool(s, out);
+    case LOF_OPTION_SIZE: return lof__parse_size(s, out);
+    case LOF_OPTION_MS: {
       /* plain milliseconds; "never" or "-1" means never */
       if (strcmp(s, "-1") == 0 || strcasecmp(s, "never") == 0) { *out = -1; return 0; }
       return lof__parse_size(s, out) == 0 && strpbrk(s, "kKmMgGtT") == NULL ? 0 : -1;
     }
-    case OPT_BOOL_OR_PATH: {
+    case LOF_OPTION_BOOL_OR_PATH: {
       /* a boolean, or a file name (kept, too long is malformed) */
       if (lof__parse_bool(s, out) == 0) return 0;
       size_t n = strlen(s);
@@ -109,37 +102,28 @@ static int option_parse(const option_def_t *def, const char *s, int64_t *out) {
       *out = LOF_OPTION_PATH;
       return 0;
     }
-    case OPT_ENUM:
-      for (int i = 0; def->enums[i]; i++)
-        if (strcasecmp(s, def->enums[i]) == 0) { *out = i; return 0; }
+    case LOF_OPTION_ENUM:
+      for (int i = 0; opt->enums[i]; i++)
+        if (strcasecmp(s, opt->enums[i]) == 0) { *out = i; return 0; }
       return -1;
   }
   return -1;
 }
 
-/* Apply one "NAME=value" environment entry if it names an option. */
-static void option_apply_entry(const char *entry) {
+/* ---- the environment, one LOFALLOC_* entry at a time -------------------- */
+
+/* Called with an entry "NAME=value" and the length of NAME. */
+typedef void (*option_visit_fn)(const char *entry, size_t name_len, void *arg);
+
+static void options_visit(const char *entry, option_visit_fn fn, void *arg) {
   if (strncmp(entry, "LOFALLOC_", 9) != 0) return;
   const char *eq = strchr(entry, '=');
-  if (eq == NULL) return;
-  size_t name_len = (size_t)(eq - entry);
-  for (int i = 0; i < LOF_OPT_COUNT; i++) {
-    const option_def_t *def = &option_table[i];
-    if (strlen(def->name) != name_len || strncmp(def->name, entry, name_len) != 0) continue;
-    int64_t v;
-    if (option_parse(def, eq + 1, &v) == 0)
-      option_values[i] = v;
-    else
-      lof__message("warning: ignoring %s=%s (not a valid value); using the default",
-                   def->name, eq + 1);
-    return;
-  }
-  lof__message("warning: unknown option %.*s ignored", (int)name_len, entry);
+  if (eq != NULL) fn(entry, (size_t)(eq - entry), arg);
 }
 
 /* Before libc has set `environ` (a malloc from the dynamic loader), read the
  * environment from /proc/self/environ, one NUL-terminated entry at a time. */
-static void options_read_proc_environ(void) {
+static void options_scan_proc_environ(option_visit_fn fn, void *arg) {
   int fd = lof__os_open_read("/proc/self/environ");
   if (fd < 0) return;
   char chunk[1024], entry[256];
@@ -150,7 +134,7 @@ static void options_read_proc_environ(void) {
     for (ssize_t i = 0; i < n; i++) {
       if (chunk[i] == '\0') {
         entry[elen] = '\0';
-        if (!overflow) option_apply_entry(entry);
+        if (!overflow) options_visit(entry, fn, arg);
         elen = 0;
         overflow = false;
       } else if (elen < sizeof entry - 1) {
@@ -165,41 +149,104 @@ static void options_read_proc_environ(void) {
 
 extern char **environ;
 
-static void options_load(void) {
-  for (int i = 0; i < LOF_OPT_COUNT; i++) option_values[i] = option_table[i].def;
+/* Every LOFALLOC_* entry, in order; none in a setuid/setgid program. */
+static void options_scan(option_visit_fn fn, void *arg) {
   if (getauxval(AT_SECURE)) return;
   if (environ != NULL) {
-    for (char **e = environ; *e; e++) option_apply_entry(*e);
+    for (char **e = environ; *e; e++) options_visit(*e, fn, arg);
   } else {
-    options_read_proc_environ();
+    options_scan_proc_environ(fn, arg);
   }
 }
 
-static void options_ensure(void) { lof__once(&options_state, options_load); }
-
-int64_t lof__option(lof_option_t opt) {
-  options_ensure();
-  return option_values[opt];
+static bool option_named(const char *name, const char *entry, size_t name_len) {
+  return strlen(name) == name_len && strncmp(name, entry, name_len) == 0;
 }
 
-const char *lof__option_enum_name(lof_option_t opt) {
-  options_ensure();
-  const option_def_t *def = &option_table[opt];
-  if (def->kind != OPT_ENUM) return "";
-  return def->enums[option_values[opt]];
+/* ---- one row ------------------------------------------------------------ */
+
+/* Apply one entry to the row it names (a later entry wins, a bad one warns). */
+static void option_apply(const char *entry, size_t name_len, void *arg) {
+  lof_option_t *opt = arg;
+  if (!option_named(opt->name, entry, name_len)) return;
+  int64_t v;
+  if (option_parse(opt, entry + name_len + 1, &v) == 0)
+    opt->value = v;
+  else
+    lof__message("warning: ignoring %s=%s (not a valid value); using the default",
+                 opt->name, entry + name_len + 1);
 }
 
-const char *lof__option_path(lof_option_t opt) {
-  options_ensure();
-  return option_values[opt] == LOF_OPTION_PATH ? option_path : NULL;
+/* Read the row once (the first caller reads, the others wait for it). */
+static void option_read(lof_option_t *opt) {
+  int expected = 0;
+  if (atomic_compare_exchange_strong(&opt->state, &expected, 1)) {
+    int saved = errno;
+    opt->value = opt->def;
+    options_scan(option_apply, opt);
+    errno = saved;
+    atomic_store_explicit(&opt->state, 2, memory_order_release);
+    return;
+  }
+  while (atomic_load_explicit(&opt->state, memory_order_acquire) != 2) {
+  }
+}
+
+int64_t lof__option(lof_option_t *opt) {
+  if (LOF_UNLIKELY(atomic_load_explicit(&opt->state, memory_order_acquire) != 2)) option_read(opt);
+  return opt->value;
+}
+
+const char *lof__option_enum_name(lof_option_t *opt) {
+  int64_t v = lof__option(opt);
+  return opt->kind == LOF_OPTION_ENUM ? opt->enums[v] : "";
+}
+
+const char *lof__option_path(lof_option_t *opt) {
+  return lof__option(opt) == LOF_OPTION_PATH ? option_path : NULL;
+}
+
+void lof__option_set(lof_option_t *opt, int64_t value) {
+  lof__option(opt);
+  opt->value = value;
+}
+
+/* ---- the whole table: registration and the unknown names ---------------- */
+
+static bool option_known(lof_option_t *const *rows, const char *entry, size_t name_len) {
+  for (int i = 0; rows != NULL && rows[i]; i++)
+    if (option_named(rows[i]->name, entry, name_len)) return true;
+  return false;
+}
+
+static void option_warn_unknown(const char *entry, size_t name_len, void *arg) {
+  const lof_option_table_t *t = arg;
+  if (option_known(common_rows, entry, name_len)) return;
+  if (t != NULL && option_known(t->rows, entry, name_len)) return;
+  for (int i = 0; t != NULL && t->foreign != NULL && t->foreign[i]; i++)
+    if (option_named(t->foreign[i], entry, name_len)) return;
+  lof__message("warning: unknown option %.*s ignored", (int)name_len, entry);
+}
+
+/* Read every row (each warns about its bad value once), then name the
+ * variables no row and no foreign name knows. */
+static void options_check(void) {
+  const lof_option_table_t *t = atomic_load(&options_frontend);
+  for (int i = 0; common_rows[i]; i++) lof__option(common_rows[i]);
+  for (int i = 0; t != NULL && t->rows[i]; i++) lof__option(t->rows[i]);
+  int saved = errno;
+  options_scan(option_warn_unknown, (void *)t);
+  errno = saved;
+}
+
+void lof__options_register(const lof_option_table_t *table) {
+  atomic_store(&options_frontend, table);
+  options_check();
 }
 
 void lof__options_reload(void) {
-  atomic_store(&options_state, 0);
-  options_ensure();
-}
-
-void lof__option_set(lof_option_t opt, int64_t value) {
-  options_ensure();
-  option_values[opt] = value;
+  const lof_option_table_t *t = atomic_load(&options_frontend);
+  for (int i = 0; common_rows[i]; i++) atomic_store(&common_rows[i]->state, 0);
+  for (int i = 0; t != NULL && t->rows[i]; i++) atomic_store(&t->rows[i]->state, 0);
+  options_check();
 }

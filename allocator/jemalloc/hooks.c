@@ -15,7 +15,7 @@
  *    (reporting *commit = true, which jemalloc allows) and refuses decommit,
  *    so jemalloc purges with purge_forced and never calls commit again:
  *    no commit/decommit system calls and VMA splits on the hot path (lazy
- *    mode makes one commit per slab: test_hooks counts ~7000 for 60 000
+ *    mode makes one commit per slab: the hooks test counts ~7000 for 60 000
  *    small allocations), at the price of charging the not yet used tail of
  *    each grown region.  auto = eager when locking is
  *    not budgeted (CAP_IPC_LOCK or RLIMIT_MEMLOCK unlimited, no

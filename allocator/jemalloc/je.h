@@ -14,6 +14,7 @@
 
 #include "internal.h"
 #include "lofalloc-jemalloc.h"
+#include "options.h"
 #include "region.h"
 #include "stats_print.h"
 
@@ -92,5 +93,18 @@ LOF_HIDDEN void lof__je_hooks_postfork_child(void);
 /* Register the fork handlers in the right order relative to jemalloc's
  * (fork.c); call before jemalloc registers its own (process.c). */
 LOF_HIDDEN void lof__je_fork_register_early(void);
+
+/* ---- the jemalloc frontend's options (options.c) ------------------------ */
+
+LOF_HIDDEN extern lof_option_t lof__opt_je_commit;
+
+/* LOFALLOC_JE_COMMIT: auto|eager|lazy, the hooks' commit mode (auto) */
+#define LOF_OPT_JE_COMMIT (&lof__opt_je_commit)
+
+typedef enum lof_je_commit_choice {
+  LOF_JE_COMMIT_AUTO,
+  LOF_JE_COMMIT_EAGER,
+  LOF_JE_COMMIT_LAZY
+} lof_je_commit_choice_t;
 
 #endif /* LOF_JE_H */

@@ -54,6 +54,7 @@
 #include "forklock.h"
 #include "internal.h"
 #include "lofalloc.h"
+#include "options.h"
 #include "region.h"
 
 /* ---- geometry ----------------------------------------------------------- */
@@ -442,5 +443,15 @@ LOF_HIDDEN int lof__huge_check(void);
 /* ---- misuse (alloc.c) ---------------------------------------------------- */
 LOF_HIDDEN LOF_COLD __attribute__((noreturn)) void lof__invalid_free(const void *p, const char *what);
 LOF_HIDDEN void lof__double_free_check(lof_heap_t *h, lof_span_t *s, lof_block_t *b);
+
+/* ---- the malloc frontend's options (options.c) -------------------------- */
+
+LOF_HIDDEN extern lof_option_t lof__opt_decay_ms, lof__opt_huge_threshold, lof__opt_reserve,
+    lof__opt_lock_shared;
+
+#define LOF_OPT_DECAY_MS (&lof__opt_decay_ms)               /* LOFALLOC_DECAY_MS: free pages are purged after this long (1000; -1 = never) */
+#define LOF_OPT_HUGE_THRESHOLD (&lof__opt_huge_threshold)   /* LOFALLOC_HUGE_THRESHOLD: size at which a block gets its own mapping (4M) */
+#define LOF_OPT_RESERVE (&lof__opt_reserve)                 /* LOFALLOC_RESERVE: size locked and populated at start-up, never given back (0) */
+#define LOF_OPT_LOCK_SHARED (&lof__opt_lock_shared)         /* LOFALLOC_LOCK_SHARED: bool, lock shared mappings the program creates (shared.c) */
 
 #endif /* LOF_FRONTEND_H */

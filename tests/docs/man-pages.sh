@@ -1,6 +1,7 @@
 #!/bin/sh
 # man-pages.sh -- the manual pages render without a warning, and say what
-# the code has: every LOFALLOC_* option of the options table is in
+# the code has: every LOFALLOC_* option row (the common layer's and each
+# frontend's options.c) is in
 # lofalloc(7) and in the README's table, every lof_* function of lofalloc.h
 # in lofalloc(3), every lofrun option of lofrun.in in lofrun(1).
 set -u
@@ -16,8 +17,9 @@ for page in "$top/doc/lofalloc.3" "$top/doc/lofalloc.7" "$top/allocator/lofrun.1
 	[ "$lines" -gt 40 ] || bad "$(basename "$page") renders to $lines lines"
 done
 
-options=$(sed -n 's/.*{"\(LOFALLOC_[A-Z_]*\)".*/\1/p' "$top/allocator/common/options.c")
-[ -n "$options" ] || bad "no LOFALLOC_ option found in options.c"
+options=$(sed -n 's/.*LOF_OPTION_ROW("\(LOFALLOC_[A-Z_]*\)".*/\1/p' "$top/allocator/common/options.c" \
+	"$top/allocator/malloc/options.c" "$top/allocator/jemalloc/options.c")
+[ "$(echo $options | wc -w)" -ge 12 ] || bad "only $(echo $options | wc -w) LOFALLOC_ option rows found in the options.c files"
 for opt in $options; do
 	grep -q "^\.BR $opt " "$top/doc/lofalloc.7" || bad "$opt is not in lofalloc(7)"
 	grep -q "^| \`$opt\`" "$top/README.md" || bad "$opt is not in the README's options table"

@@ -1,11 +1,11 @@
 /*
- * test_arena.c -- lock-on-fault jemalloc arenas through mallocx, checked
+ * arena.c -- lock-on-fault jemalloc arenas through mallocx, checked
  * against the kernel's view (/proc/self/smaps): every heap VMA is `lo lf`,
  * a sparse 1 GiB block locks only what is touched, a purge gives locked
  * pages back (stock jemalloc under MCL_ONFAULT cannot), the locking policy,
  * lof stats, and a multi-threaded stress with cross-thread frees.
  *
- * Run as is, and by run_conf.sh under other MALLOC_CONF and commit modes.
+ * Run as is, and by conf.sh under other MALLOC_CONF and commit modes.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -34,7 +34,7 @@ static unsigned new_arena(void) {
 }
 
 static void test_every_vma_lolf(void **state) {
-  /* (the arena's metadata comes from the hooks too: test_hooks' spies see
+  /* (the arena's metadata comes from the hooks too: hooks.c's spies see
    * arenas.create allocate a committed region) */
   unsigned ind = new_arena();
   static const size_t sizes[] = {1, 8, 48, 100, 512, 4000, 9000, 40000, 100000,

@@ -1,19 +1,15 @@
 #!/bin/sh
-# run_conf.sh -- test_hooks and test_arena again under a user-given
-# MALLOC_CONF (retain off, immediate decay, few arenas) and under both commit
-# modes of the hooks (LOFALLOC_JE_COMMIT).  Prints PASS/FAIL per setting.
+# conf.sh -- test_jemalloc_hooks and test_jemalloc_arena again under a
+# user-given MALLOC_CONF (retain off, immediate decay, few arenas) and under
+# both commit modes of the hooks (LOFALLOC_JE_COMMIT).  Prints PASS/FAIL per setting.
 # tests run from the tests build directory (make check); also runnable
 # from anywhere in an in-tree build.
-if [ -d "$PWD/jemalloc" ] && [ -f "$PWD/jemalloc/test_hooks.o" -o -f "$PWD/jemalloc/test_arena" ]; then
-  bindir="$PWD/jemalloc"
-else
-  bindir="$(cd "$(dirname "$0")" && pwd)"
-fi
-cd "$bindir" || exit 1
+. "$(dirname "$0")/common.sh"
+cd "$here" || exit 1
 status=0
 run() {
   desc="$1"; shift
-  for t in ./test_hooks ./test_arena; do
+  for t in ./test_jemalloc_hooks ./test_jemalloc_arena; do
     if timeout 300 env "$@" "$t" >"conf.$$.log" 2>&1; then
       echo "PASS: $t [$desc]"
     else

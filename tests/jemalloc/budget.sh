@@ -1,26 +1,18 @@
 #!/bin/sh
-# run_budget.sh -- the whole-process library under the default 8 MiB
+# budget.sh -- the whole-process library under the default 8 MiB
 # RLIMIT_MEMLOCK, as an unprivileged user (nobody, via setpriv, when run as
 # root; as is otherwise):
-#  - test_budget heap: 7 MiB of blocks, at least 5 MiB of them locked and
+#  - budget heap: 7 MiB of blocks, at least 5 MiB of them locked and
 #    6 MiB locked resident in all, and locked again in a fork child;
-#  - test_budget churn under strace: after a refusal the library does not
+#  - budget churn under strace: after a refusal the library does not
 #    ask the kernel again for each slab it commits: the failing mlock2 calls
 #    (strace) are at most 1 in 50 of the refusals lof stats count
 #    (lock_failures); when every refusal was a failing mlock2, as before the
 #    refusal was remembered, this fails.
 # tests run from the tests build directory (make check); also runnable
 # from anywhere in an in-tree build.
-if [ -d "$PWD/jemalloc" ] && [ -f "$PWD/jemalloc/test_budget" ]; then
-  bindir="$PWD/jemalloc"
-else
-  bindir="$(cd "$(dirname "$0")" && pwd)"
-fi
-here="$bindir"
-lib="$here/../../allocator/.libs/liblofalloc-jemalloc-process.so"
-je="$(pkg-config --variable=libdir jemalloc 2>/dev/null || echo /usr/lib/x86_64-linux-gnu)/libjemalloc.so.2"
-[ -f "$lib" ] || { echo "FAIL: $lib not built"; exit 1; }
-[ -f "$je" ] || { echo "FAIL: $je not found"; exit 1; }
+. "$(dirname "$0")/common.sh"
+need_libs
 if [ "$(id -u)" = 0 ]; then
   command -v setpriv >/dev/null || { echo "SKIP: setpriv not found"; exit 77; }
   as_user="setpriv --reuid=nobody --regid=nogroup --clear-groups --inh-caps=-all --bounding-set=-all"
@@ -33,14 +25,14 @@ tmp="$(mktemp -d)"
 [ -n "$as_user" ] && chown nobody "$tmp"
 trap 'rm -rf "$tmp"' EXIT INT TERM
 status=0
-if timeout 60 $as_user env LOFALLOC_POLICY=fallback LD_PRELOAD="$je $lib" "$here/test_budget" heap >"$tmp/heap.log" 2>&1; then
+if timeout 60 $as_user env LOFALLOC_POLICY=fallback LD_PRELOAD="$je $lib" "$here/budget" heap >"$tmp/heap.log" 2>&1; then
   echo "PASS: 8 MiB limit, heap locked and re-locked after fork"; cat "$tmp/heap.log"
 else
   echo "FAIL: 8 MiB limit, heap"; cat "$tmp/heap.log"; status=1
 fi
 if command -v strace >/dev/null; then
   timeout 120 $as_user strace -f -qq -o "$tmp/strace.out" -e trace=mlock2 \
-    env LOFALLOC_POLICY=fallback LD_PRELOAD="$je $lib" "$here/test_budget" churn >"$tmp/churn.log" 2>&1
+    env LOFALLOC_POLICY=fallback LD_PRELOAD="$je $lib" "$here/budget" churn >"$tmp/churn.log" 2>&1
   rc=$?
   calls="$(grep -c 'mlock2(' "$tmp/strace.out")"
   failed="$(grep 'mlock2(' "$tmp/strace.out" | grep -c '= -1')"

@@ -1,6 +1,6 @@
 /*
- * test_budget.c -- the whole-process mode under a lock budget: run by
- * run_budget.sh as an unprivileged user under the default 8 MiB
+ * budget.c -- the whole-process mode under a lock budget: run by
+ * budget.sh as an unprivileged user under the default 8 MiB
  * RLIMIT_MEMLOCK, with liblofalloc-jemalloc-process.so preloaded.
  *   heap:  7 MiB of 64 KiB blocks, touched: at least 5 MiB of the blocks
  *          lie in locked VMAs and the process has at least 6 MiB locked
@@ -8,7 +8,7 @@
  *          take the whole limit.  Then a fork child finds the same blocks
  *          locked again (memory locks are not inherited across fork).
  *   churn: 2 x 40 MiB of small blocks, far past the limit, so that jemalloc
- *          commits hundreds of slabs after the first refusal; run_budget.sh
+ *          commits hundreds of slabs after the first refusal; budget.sh
  *          counts the failing mlock2 calls with strace.
  * Measured by the kernel, not by lofalloc's counters (printed for the log).
  */
@@ -102,7 +102,7 @@ static int test_churn(void) {
 
 int main(int argc, char **argv) {
   if (dlsym(RTLD_DEFAULT, "lof_je_hook_automatic_arenas") == NULL) {
-    fprintf(stderr, "test_budget: run me with liblofalloc-jemalloc-process.so preloaded\n");
+    fprintf(stderr, "budget: run me with liblofalloc-jemalloc-process.so preloaded\n");
     return 1;
   }
   if (argc > 1 && strcmp(argv[1], "churn") == 0) return test_churn();

@@ -1,5 +1,5 @@
 #!/bin/sh
-# run_programs.sh -- the whole-process library under real programs:
+# programs.sh -- the whole-process library under real programs:
 #  - python3 with PYTHONMALLOC=malloc (every Python allocation through
 #    jemalloc) computes a digest that must equal the one computed without
 #    the library, and its heap must be lock-on-fault (vmas.py); the same run
@@ -10,19 +10,12 @@
 # Prints PASS/FAIL per program; a missing program is a SKIP (exit 77 if all).
 # tests run from the tests build directory (make check); also runnable
 # from anywhere in an in-tree build.
-if [ -d "$PWD/jemalloc" ] && [ -f "$PWD/jemalloc/test_hooks.o" -o -f "$PWD/jemalloc/test_arena" ]; then
-  bindir="$PWD/jemalloc"
-else
-  bindir="$(cd "$(dirname "$0")" && pwd)"
-fi
-here="$bindir"
+. "$(dirname "$0")/common.sh"
+need_libs
 srcdir="$(cd "${top_srcdir:-/nonexistent}/tests/jemalloc" 2>/dev/null && pwd)"
 [ -n "$srcdir" ] && [ -f "$srcdir/vmas.py" ] || srcdir="$here"
-lib="$here/../../allocator/.libs/liblofalloc-jemalloc-process.so"
-je="$(pkg-config --variable=libdir jemalloc 2>/dev/null || echo /usr/lib/x86_64-linux-gnu)/libjemalloc.so.2"
 py=/usr/bin/python3
 [ -x "$py" ] || py="$(command -v python3)"
-[ -f "$lib" ] || { echo "FAIL: $lib not built"; exit 1; }
 status=0 ran=0
 tmp="$(mktemp -d)"
 server_pid=""

@@ -1,5 +1,5 @@
 /*
- * test_hooks.c -- the extent hooks, called directly and through jemalloc
+ * hooks.c -- the extent hooks, called directly and through jemalloc
  * with spy hooks that record every call, pass it to lofalloc's hooks and
  * check what the region layer did (lof_je_stats_get and smaps).
  */

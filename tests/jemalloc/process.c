@@ -1,6 +1,6 @@
 /*
- * test_process.c -- the whole-process mode, from inside a program that runs
- * on jemalloc: run_process.sh starts it with
+ * process.c -- the whole-process mode, from inside a program that runs
+ * on jemalloc: process.sh starts it with
  *   LD_PRELOAD="libjemalloc.so.2 liblofalloc-jemalloc-process.so"
  * and it checks that every jemalloc heap VMA is `lo lf`:
  *  - the VMAs of blocks from malloc/calloc/realloc/posix_memalign of every
@@ -296,7 +296,7 @@ static void test_fork_with_threads(void **state) {
 
 int main(void) {
   if (dlsym(RTLD_DEFAULT, "lof_je_hook_automatic_arenas") == NULL) {
-    fprintf(stderr, "test_process: run me with liblofalloc-jemalloc-process.so preloaded\n");
+    fprintf(stderr, "test_jemalloc_process: run me with liblofalloc-jemalloc-process.so preloaded\n");
     return 1;
   }
   const struct CMUnitTest tests[] = {
