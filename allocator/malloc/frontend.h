@@ -314,6 +314,11 @@ LOF_HIDDEN void lof__arena_unlink_locked(lof_arena_t *a, lof_span_t *s);
  * Called with a's lock held; drops and retakes it around the syscalls.
  * Returns the bytes purged. */
 LOF_HIDDEN size_t lof__arena_decay_locked(lof_arena_t *a, uint64_t now, bool force);
+/* Another cache on the arenas' decay clock (huge.c's freed blocks): the
+ * next arena operation at or after due_ms (UINT64_MAX: none) calls fn(now)
+ * with no lock held.  fn calls it again with its next due time. */
+typedef void (*lof_decay_fn)(uint64_t now);
+LOF_HIDDEN void lof__arena_decay_client(lof_decay_fn fn, uint64_t due_ms);
 LOF_HIDDEN void lof__arenas_prefork(void);
 LOF_HIDDEN void lof__arenas_postfork(bool child);
 

@@ -502,9 +502,12 @@ LOF_HIDDEN size_t lof__heap_collect(lof_heap_t *h) {
   return released;
 }
 
-/* Release empty abandoned spans. */
+/* Release empty abandoned spans: unlinked under abandoned_lock, given back
+ * to their arenas after it (an arena's free may decay: no system call under
+ * this lock). */
 LOF_HIDDEN size_t lof__abandoned_collect(void) {
   size_t released = 0;
+  lof_span_t *out = NULL;
   pthread_mutex_lock(&abandoned_lock);
   for (unsigned c = 0; c < LOF_NCLASSES; c++) {
     lof_span_t *next;
@@ -514,13 +517,17 @@ LOF_HIDDEN size_t lof__abandoned_collect(void) {
       if (s->used == 0) {
         list_remove(&abandoned[c], s);
         atomic_fetch_sub_explicit(&abandoned_n[c], 1, memory_order_relaxed);
-        s->full = 0;
-        span_release(s); /* abandoned_lock before arena locks: the fork order */
-        released++;
+        s->full = 0; /* off the list: no reclaim finds it */
+        s->next = out;
+        out = s;
       }
     }
   }
   pthread_mutex_unlock(&abandoned_lock);
+  for (lof_span_t *s = out, *next; s != NULL; s = next, released++) {
+    next = s->next;
+    span_release(s);
+  }
   return released;
 }
 
