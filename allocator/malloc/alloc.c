@@ -183,7 +183,7 @@ static LOF_NOINLINE void free_slow(void *p) {
   b->next = s->free;
   s->free = b;
   lof__stat_small(h, s->cls, -1);
-  if (--s->used == 0 || s->full) lof__heap_free_event(h, s);
+  if (lof__span_used_dec(s)) lof__heap_free_event(h, s);
 }
 
 /* lof_free of a block in a registered segment whose span this thread does
@@ -272,7 +272,7 @@ static inline __attribute__((always_inline)) void free_block(void *p, uintptr_t 
   b->next = s->free; /* LIFO: the next malloc of this class reuses the block still in cache */
   s->free = b;
   lof__stat_small(h, s->cls, -1);
-  if (LOF_UNLIKELY(--s->used == 0 || s->full)) lof__heap_free_event(h, s);
+  if (LOF_UNLIKELY(lof__span_used_dec(s))) lof__heap_free_event(h, s); /* empty, or full */
 }
 
 /* ---- sizes --------------------------------------------------------------- */

@@ -254,6 +254,27 @@ static void arena_init_small(lof_span_t *s, unsigned cls, uint32_t owner) {
   atomic_store_explicit(&s->owner, owner, memory_order_relaxed);
 }
 
+/* The decay clock's other client: huge.c's cache of freed blocks decays on
+ * the arenas' operations too, so a program that goes on with small and
+ * large blocks only (no huge call) still gets its cached huge blocks back
+ * once they decayed.  huge.c sits above the arenas: it hands its expiry in
+ * (lof__arena_decay_client) instead of the arenas calling up into it.  One
+ * relaxed load per arena operation while nothing is due. */
+static _Atomic(lof_decay_fn) decay_client;
+static _Atomic(uint64_t) decay_client_due = UINT64_MAX;
+
+LOF_HIDDEN void lof__arena_decay_client(lof_decay_fn fn, uint64_t due_ms) {
+  atomic_store_explicit(&decay_client, fn, memory_order_relaxed);
+  atomic_store_explicit(&decay_client_due, due_ms, memory_order_release);
+}
+
+/* With no lock held (the client unmaps). */
+static void arena_decay_client_tick(uint64_t now) {
+  if (LOF_LIKELY(now < atomic_load_explicit(&decay_client_due, memory_order_acquire))) return;
+  lof_decay_fn fn = atomic_load_explicit(&decay_client, memory_order_relaxed);
+  if (fn != NULL) fn(now);
+}
+
 static void arena_maybe_decay(lof_arena_t *a, uint64_t now) {
   uint64_t decay = (uint64_t)lof__option(LOF_OPT_DECAY_MS);
   if (a->dirty_pages == 0) return;
@@ -289,8 +310,10 @@ LOF_HIDDEN lof_span_t *lof__arena_alloc(lof_arena_t *a, size_t npages, size_t al
       if (state == LOF_SPAN_SMALL) arena_init_small(r, cls, owner);
       r->state = state;
       *zero = r->zero;
-      arena_maybe_decay(a, lof__now_ms());
+      uint64_t now = lof__now_ms();
+      arena_maybe_decay(a, now);
       pthread_mutex_unlock(&a->lock);
+      arena_decay_client_tick(now);
       return r;
     }
     pthread_mutex_unlock(&a->lock);
@@ -313,6 +336,7 @@ LOF_HIDDEN void lof__arena_free(lof_span_t *s) {
   lof__arena_insert_locked(a, s, false, now);
   arena_maybe_decay(a, now);
   pthread_mutex_unlock(&a->lock);
+  arena_decay_client_tick(now);
 }
 
 LOF_HIDDEN bool lof__arena_resize(lof_span_t *s, size_t npages) {

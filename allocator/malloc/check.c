@@ -71,7 +71,7 @@ static int check_segment(lof_arena_t *a, lof_segment_t *seg) {
       if (s->cls >= LOF_NCLASSES || s->block_size != lof__class_size[s->cls] ||
           n != lof__class_span_pages(s->cls) ||
           (atomic_load_explicit(&s->owner, memory_order_relaxed) == lof__heap_tls->id &&
-           (s->capacity > s->reserved || s->used > s->capacity))) {
+           (s->capacity > s->reserved || lof__span_used(s) > s->capacity))) {
         lof__message("check: segment %p page %zu: small span geometry", (void *)seg, i);
         return -1;
       }

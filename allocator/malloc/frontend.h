@@ -118,11 +118,13 @@ typedef struct lof_span {
     };
     uint64_t freed_ms;             /* FREE: when it became dirty (decay clock) */
   };
-  uint16_t used;                   /* SMALL: blocks handed out (owner's view) */
+  uint16_t used;                   /* SMALL: blocks handed out (owner's view), | LOF_USED_FULL
+                                    * while on the owner's full list (lof__span_used) */
   uint16_t reserved;               /* SMALL: blocks that fit in the span */
   uint16_t npages;                 /* pages in the span */
   uint8_t zero;                    /* FREE/LARGE: every page known to read as zero */
-  uint8_t full;                    /* SMALL: on the owner's full list */
+  uint8_t full;                    /* SMALL: on the owner's full list (1, also in used's top
+                                    * bit), on the abandoned lists (LOF_FULL_ABANDONED) */
   uint32_t capacity;               /* SMALL: blocks carved so far (bump) */
   uint32_t bkey;                   /* SMALL: (first page's offset in the segment) * dinv mod 2^32 */
   struct lof_span *next;           /* heap class list / arena bin */
@@ -130,6 +132,28 @@ typedef struct lof_span {
 } lof_span_t;
 
 _Static_assert(sizeof(lof_span_t) <= 64, "span descriptor must stay 64 bytes");
+
+/* used's top bit: the span is on its owner's full list.  free's fast path
+ * then tests one sign: used, decremented, is <= 0 (as int16) exactly when
+ * the span became empty or is on the full list (lof__heap_free_event). */
+#define LOF_USED_FULL ((uint16_t)0x8000)
+static inline unsigned lof__span_used(const lof_span_t *s) {
+  return s->used & (unsigned)~LOF_USED_FULL;
+}
+/* The owner's --used; true when the span became empty or is on the full
+ * list (lof__heap_free_event's cases). */
+static inline __attribute__((always_inline)) bool lof__span_used_dec(lof_span_t *s) {
+#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
+  /* one subtract and one branch on its flags: gcc reloads and re-tests a
+   * 16-bit decrement (5 instructions) */
+  __asm__ goto("subw $1, %0\n\tjle %l[event]" : "+m"(s->used) : : "cc" : event);
+  return false;
+event:
+  return true;
+#else
+  return (int16_t)--s->used <= 0;
+#endif
+}
 
 enum lof_segment_kind { LOF_SEG_NORMAL = 1 };
 #define LOF_SEG_MAGIC 0x6c6f6673u /* "lofs" */
@@ -315,6 +339,11 @@ LOF_HIDDEN void lof__arena_unlink_locked(lof_arena_t *a, lof_span_t *s);
  * Called with a's lock held; drops and retakes it around the syscalls.
  * Returns the bytes purged. */
 LOF_HIDDEN size_t lof__arena_decay_locked(lof_arena_t *a, uint64_t now, bool force);
+/* Another cache on the arenas' decay clock (huge.c's freed blocks): the
+ * next arena operation at or after due_ms (UINT64_MAX: none) calls fn(now)
+ * with no lock held.  fn calls it again with its next due time. */
+typedef void (*lof_decay_fn)(uint64_t now);
+LOF_HIDDEN void lof__arena_decay_client(lof_decay_fn fn, uint64_t due_ms);
 LOF_HIDDEN void lof__arenas_prefork(void);
 LOF_HIDDEN void lof__arenas_postfork(bool child);
 

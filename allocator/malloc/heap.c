@@ -162,6 +162,13 @@ static void list_remove(lof_span_t **head, lof_span_t *s) {
   s->next = s->prev = NULL;
 }
 
+/* s->full, with its mirror in used's top bit (LOF_USED_FULL) for free's
+ * fast path. */
+static void span_set_full(lof_span_t *s, uint8_t full) {
+  s->full = full;
+  s->used = (uint16_t)(full == 1 ? s->used | LOF_USED_FULL : s->used & ~LOF_USED_FULL);
+}
+
 /* Take the xfree stack: its blocks go to the free list, used drops. */
 static bool span_collect(lof_span_t *s) {
   if (atomic_load_explicit(&s->xfree, memory_order_relaxed) == 0) return false;
@@ -226,7 +233,7 @@ static lof_span_t *span_adopt(lof_heap_t *h, unsigned cls) {
   if (s != NULL) {
     list_remove(&abandoned[cls], s);
     atomic_fetch_sub_explicit(&abandoned_n[cls], 1, memory_order_relaxed);
-    s->full = 0;
+    span_set_full(s, 0);
     atomic_store_explicit(&s->owner, h->id, memory_order_relaxed);
   }
   pthread_mutex_unlock(&abandoned_lock);
@@ -288,7 +295,7 @@ static void spans_remove(lof_heap_t *h, lof_span_t *s) {
 static void span_to_full(lof_heap_t *h, lof_span_t *s) {
   spans_remove(h, s);
   fulls_push(h, s);
-  s->full = 1;
+  span_set_full(s, 1);
 }
 
 /* A full span got a block back: to the END of spans[] (FIFO), so that by
@@ -297,7 +304,7 @@ static void span_to_full(lof_heap_t *h, lof_span_t *s) {
  * time; LIFO would switch span at nearly every malloc). */
 static void span_from_full(lof_heap_t *h, lof_span_t *s) {
   fulls_remove(h, s);
-  s->full = 0;
+  span_set_full(s, 0);
   spans_append(h, s);
 }
 
@@ -335,7 +342,7 @@ LOF_HIDDEN void *lof__heap_alloc_slow(size_t cls, lof_heap_t *h) {
     lof_span_t *f = h->fulls_tail[cls];
     fulls_remove(h, f);
     if (span_collect(f)) {
-      f->full = 0;
+      span_set_full(f, 0);
       spans_push(h, f);
     } else {
       fulls_push(h, f);
@@ -358,7 +365,7 @@ LOF_HIDDEN void *lof__heap_alloc_slow(size_t cls, lof_heap_t *h) {
     if (span_has_free(s)) goto use;                     /* adopted with free blocks */
   } else {
     fulls_remove(h, s);
-    s->full = 0;
+    span_set_full(s, 0);
     spans_push(h, s);
     if (span_has_free(s)) goto use; /* remote frees that came while it waited */
   }
@@ -389,7 +396,7 @@ static void span_park_or_release(lof_heap_t *h, lof_span_t *s) {
     s->free = NULL;
     h->fresh[cls] = s;
     fulls_push(h, s); /* the fresh span waits on fulls[] (see the slow path) */
-    s->full = 1;
+    span_set_full(s, 1);
     return;
   }
   if (h->fresh[cls] == s) h->fresh[cls] = NULL;
@@ -398,7 +405,7 @@ static void span_park_or_release(lof_heap_t *h, lof_span_t *s) {
 
 LOF_HIDDEN void lof__heap_free_event(lof_heap_t *h, lof_span_t *s) {
   if (s->full) span_from_full(h, s);
-  if (s->used == 0 && s != h->cur[s->cls]) span_park_or_release(h, s);
+  if (lof__span_used(s) == 0 && s != h->cur[s->cls]) span_park_or_release(h, s);
 }
 
 LOF_HIDDEN void lof__span_remote_free(lof_span_t *s, lof_block_t *b) {
@@ -460,7 +467,7 @@ LOF_HIDDEN bool lof__heap_reclaim(lof_heap_t *h, lof_span_t *s, lof_block_t *b) 
   if (ok) {
     list_remove(&abandoned[cls], s);
     atomic_fetch_sub_explicit(&abandoned_n[cls], 1, memory_order_relaxed);
-    s->full = 0;
+    span_set_full(s, 0);
     atomic_store_explicit(&s->owner, h->id, memory_order_relaxed);
   }
   pthread_mutex_unlock(&abandoned_lock);
@@ -473,7 +480,7 @@ LOF_HIDDEN bool lof__heap_reclaim(lof_heap_t *h, lof_span_t *s, lof_block_t *b) 
   lof__stat_small(h, cls, -1);
   spans_append(h, s);
   if (h->fresh[cls] == NULL && s->capacity < s->reserved) h->fresh[cls] = s;
-  if (s->used == 0) span_park_or_release(h, s);
+  if (lof__span_used(s) == 0) span_park_or_release(h, s);
   return true;
 }
 
@@ -485,12 +492,12 @@ LOF_HIDDEN size_t lof__heap_collect(lof_heap_t *h) {
     lof_span_t *next;
     for (lof_span_t *f = h->fulls[c]; f != NULL; f = next) {
       next = f->next;
-      if (span_collect(f) || f->used == 0) span_from_full(h, f); /* used 0: the parked span */
+      if (span_collect(f) || lof__span_used(f) == 0) span_from_full(h, f); /* used 0: the parked span */
     }
     for (lof_span_t *s = h->spans[c]; s != NULL; s = next) {
       next = s->next;
       span_collect(s);
-      if (s->used == 0) {
+      if (lof__span_used(s) == 0) {
         if (h->cur[c] == s) h->cur[c] = &lof__span_empty;
         if (h->fresh[c] == s) h->fresh[c] = NULL;
         spans_remove(h, s);
@@ -502,25 +509,32 @@ LOF_HIDDEN size_t lof__heap_collect(lof_heap_t *h) {
   return released;
 }
 
-/* Release empty abandoned spans. */
+/* Release empty abandoned spans: unlinked under abandoned_lock, given back
+ * to their arenas after it (an arena's free may decay: no system call under
+ * this lock). */
 LOF_HIDDEN size_t lof__abandoned_collect(void) {
   size_t released = 0;
+  lof_span_t *out = NULL;
   pthread_mutex_lock(&abandoned_lock);
   for (unsigned c = 0; c < LOF_NCLASSES; c++) {
     lof_span_t *next;
     for (lof_span_t *s = abandoned[c]; s != NULL; s = next) {
       next = s->next;
       span_collect(s);
-      if (s->used == 0) {
+      if (lof__span_used(s) == 0) {
         list_remove(&abandoned[c], s);
         atomic_fetch_sub_explicit(&abandoned_n[c], 1, memory_order_relaxed);
-        s->full = 0;
-        span_release(s); /* abandoned_lock before arena locks: the fork order */
-        released++;
+        span_set_full(s, 0); /* off the list: no reclaim finds it */
+        s->next = out;
+        out = s;
       }
     }
   }
   pthread_mutex_unlock(&abandoned_lock);
+  for (lof_span_t *s = out, *next; s != NULL; s = next, released++) {
+    next = s->next;
+    span_release(s);
+  }
   return released;
 }
 
@@ -528,16 +542,16 @@ static void heap_abandon_list(lof_span_t **head) {
   lof_span_t *s;
   while ((s = *head) != NULL) {
     list_remove(head, s);
-    s->full = 0;
+    span_set_full(s, 0);
     span_collect(s);
-    if (s->used == 0) {
+    if (lof__span_used(s) == 0) {
       span_release(s);
       continue;
     }
     atomic_store_explicit(&s->owner, 0, memory_order_release);
     pthread_mutex_lock(&abandoned_lock);
     list_push(&abandoned[s->cls], s);
-    s->full = LOF_FULL_ABANDONED;
+    span_set_full(s, LOF_FULL_ABANDONED);
     atomic_fetch_add_explicit(&abandoned_n[s->cls], 1, memory_order_relaxed);
     pthread_mutex_unlock(&abandoned_lock);
   }
@@ -623,8 +637,8 @@ static int heap_check_span(lof_heap_t *h, lof_span_t *s) {
       return -1;
     }
   }
-  if (n + s->used != s->capacity || s->capacity > s->reserved) {
-    lof__message("check: span %p: %zu free + %u used != %u carved", (void *)s, n, s->used,
+  if (n + lof__span_used(s) != s->capacity || s->capacity > s->reserved) {
+    lof__message("check: span %p: %zu free + %u used != %u carved", (void *)s, n, lof__span_used(s),
                  s->capacity);
     return -1;
   }

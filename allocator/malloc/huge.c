@@ -26,7 +26,10 @@
  * that no entry fits takes the entry nearest in size and mremaps it (one
  * call, no copy, no refault of the pages it keeps).  Cache entries decay like
  * free pages (LOFALLOC_DECAY_MS; never with -1/never or mallopt
- * M_TRIM_THRESHOLD -1), and lof_purge()/malloc_trim() empty the cache.  While
+ * M_TRIM_THRESHOLD -1): they expire at the next huge call, or at the next
+ * arena operation (a span or large block taken or given back) after they
+ * decayed, on the arenas' decay clock (lof__arena_decay_client); and
+ * lof_purge()/malloc_trim() empty the cache.  While
  * a reserve exists (lof_reserve) freed blocks are kept as pinned entries,
  * populated and never decayed, up to the reserve's size; after
  * mallopt(M_MMAP_MAX, 0) every freed block is kept pinned.
@@ -247,22 +250,31 @@ static lof_huge_t *cache_take_locked(size_t size, size_t align, bool *resize) {
   return best;
 }
 
+static void huge_cache_decay(uint64_t now);
+
 /* Unlink the unpinned entries that decayed (all of them when force), and
  * the oldest beyond the cache's bounds; returns them as a list to release
- * without the lock. */
+ * without the lock.  Then tells the arenas' decay clock when the oldest of
+ * the rest decays, so the cache expires even when no huge call comes. */
 static lof_huge_t *cache_expire_locked(uint64_t now, bool force) {
   int64_t decay = lof__option(LOF_OPT_DECAY_MS);
   lof_huge_t *out = NULL;
+  uint64_t oldest = UINT64_MAX;
   for (lof_huge_t *d = cache_head, *next; d != NULL; d = next) {
     next = d->next;
     if (d->pinned) continue;
     bool expired = force || (decay >= 0 && now - d->freed_ms >= (uint64_t)decay) ||
                    cache_count > HUGE_CACHE_MAX_ENTRIES || cache_bytes > HUGE_CACHE_MAX_BYTES;
-    if (!expired) continue;
+    if (!expired) {
+      if (d->freed_ms < oldest) oldest = d->freed_ms;
+      continue;
+    }
     cache_unlink_locked(d);
     d->next = out;
     out = d;
   }
+  lof__arena_decay_client(huge_cache_decay,
+                          decay < 0 || oldest == UINT64_MAX ? UINT64_MAX : oldest + (uint64_t)decay);
   return out;
 }
 
@@ -275,6 +287,14 @@ static void huge_release_list(lof_huge_t *list) {
     pthread_mutex_unlock(&huge_lock);
     list = next;
   }
+}
+
+/* The arenas' decay clock (lof__arena_decay_client): release what decayed. */
+static void huge_cache_decay(uint64_t now) {
+  pthread_mutex_lock(&huge_lock);
+  lof_huge_t *out = cache_expire_locked(now, false);
+  pthread_mutex_unlock(&huge_lock);
+  huge_release_list(out);
 }
 
 /* lof_purge / malloc_trim: release every unpinned cached block now. */

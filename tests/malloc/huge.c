@@ -2,7 +2,8 @@
  * huge.c -- huge blocks: every power-of-two alignment up to 1 GiB and more;
  * the block is the whole mapping (metadata out of band); realloc past the
  * lock budget falls back to allocate-copy-free and keeps the data; freed
- * blocks are cached (reuse without a system call), decay, and are given back
+ * blocks are cached (reuse without a system call), decay (on huge calls and
+ * on the arenas' clock, when only small blocks follow), and are given back
  * by lof_purge; with a reserve they are pinned and reused without a fault;
  * a request no cached block fits reuses the nearest one, mremapped, and its
  * resident pages are not faulted again (as root and unprivileged); a reused
@@ -178,6 +179,38 @@ static int child_decay(void) {
   return gone ? 0 : 4;
 }
 
+/* LOFALLOC_DECAY_MS=50, and no huge call after the free: a program that
+ * goes on with small blocks only gets the cached block's mapping and pages
+ * back once it decayed (the arenas' decay clock expires the cache). */
+static int child_decay_small(bool unpriv) {
+  if (unpriv && drop_ipc_lock(8 * MiB) != 0) return 20;
+  size_t sz = unpriv ? 4 * MiB + 4096 : 8 * MiB;
+  char *p = lof_malloc(sz);
+  if (p == NULL) return 1;
+  memset(p, 1, sz);
+  lof_free(p);
+  smaps_vma_t v;
+  if (smaps_vma_at(p, &v) != 0) return 2; /* cached: still mapped */
+  uint64_t rss0 = smaps_total_rss();
+  usleep(150 * 1000);
+  /* 16 KiB blocks: a span holds 16, so these take 8 spans from the arena */
+  enum { N = 128 };
+  void *b[N];
+  for (int i = 0; i < N; i++)
+    if ((b[i] = lof_malloc(16000)) == NULL) return 3;
+  bool gone = smaps_vma_at(p, &v) != 0 || (uintptr_t)p < v.start || (uintptr_t)p >= v.end;
+  uint64_t rss1 = smaps_total_rss();
+  for (int i = 0; i < N; i++) lof_free(b[i]);
+  char msg[160];
+  snprintf(msg, sizeof msg, "# %s: small mallocs only, 150 ms after a written %zu KiB block was "
+           "freed: %s, RSS %llu -> %llu KiB\n", unpriv ? "unprivileged" : "root", sz >> 10,
+           gone ? "unmapped" : "still cached", (unsigned long long)(rss0 >> 10),
+           (unsigned long long)(rss1 >> 10));
+  say(msg);
+  if (!gone) return 4;
+  return rss1 + sz - 3 * MiB <= rss0 ? 0 : 5; /* its pages left with it (the blocks add 2 MiB) */
+}
+
 /* With a reserve, a freed huge block is pinned and populated: its reuse
  * makes no system call and takes no page fault. */
 static int child_reserve(void) {
@@ -324,6 +357,12 @@ static void test_cache_resize(void **state) {
   run_child("resize-unpriv", (char *[]){NULL});
 }
 
+static void test_cache_decay_without_huge_calls(void **state) {
+  (void)state;
+  run_child("decay-small", (char *[]){"LOFALLOC_DECAY_MS=50", NULL});
+  run_child("decay-small-unpriv", (char *[]){"LOFALLOC_DECAY_MS=50", NULL});
+}
+
 static __attribute__((unused)) void test_cache(void **state) {
   (void)state;
 
@@ -342,6 +381,8 @@ int main(int argc, char **argv) {
     if (strcmp(mode, "realloc-strict") == 0) return child_realloc(true);
     if (strcmp(mode, "cache") == 0) return child_cache();
     if (strcmp(mode, "decay") == 0) return child_decay();
+    if (strcmp(mode, "decay-small") == 0) return child_decay_small(false);
+    if (strcmp(mode, "decay-small-unpriv") == 0) return child_decay_small(true);
     if (strcmp(mode, "reserve") == 0) return child_reserve();
     if (strcmp(mode, "resize") == 0) return child_resize(false);
     if (strcmp(mode, "resize-unpriv") == 0) return child_resize(true);
@@ -355,6 +396,7 @@ int main(int argc, char **argv) {
     cmocka_unit_test(test_realloc_past_budget),
     cmocka_unit_test(test_cache_resize),
     cmocka_unit_test(test_cache_residency),
+    cmocka_unit_test(test_cache_decay_without_huge_calls),
 #ifndef UNDER_SANITIZER /* a sanitizer runtime makes memory system calls of its own */
     cmocka_unit_test(test_cache),
 #endif
