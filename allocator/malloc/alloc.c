@@ -65,8 +65,7 @@ static inline void *alloc_small(size_t size) {
     lof__debug_free_block(s, b);
     s->free = b->next;
     b->cookie = 0;
-    s->used++;
-    lof__stat_small(h, (unsigned)c, 1);
+    lof__span_used_inc(s);
     return b;
   }
   return lof__heap_alloc_slow(c, h);
@@ -143,7 +142,7 @@ static void free_remote(lof_span_t *s, lof_block_t *b) {
    * free), so the rest of its blocks are freed by their owner. */
   if (atomic_load_explicit(&s->owner, memory_order_relaxed) == 0 && lof__heap_reclaim(h, s, b))
     return;
-  lof__stat_small(h, s->cls, -1);
+  lof__stat_remote(h, s->cls, -1);
   lof__heap_remote_free(h, s, b);
 }
 
@@ -158,7 +157,7 @@ static LOF_NOINLINE void free_slow(void *p) {
     return;
   }
   uintptr_t off = (uintptr_t)p - (uintptr_t)seg;
-  lof_span_t *s = &seg->spans[seg->pagemap[off >> LOF_PAGE_SHIFT]];
+  lof_span_t *s = lof__pagemap_span(seg, off >> LOF_PAGE_SHIFT);
   size_t first = s->first;
   if (s->state == LOF_SPAN_LARGE && off == first << LOF_PAGE_SHIFT) {
     lof__large_free(s);
@@ -182,7 +181,6 @@ static LOF_NOINLINE void free_slow(void *p) {
   b->cookie = lof__block_cookie(s);
   b->next = s->free;
   s->free = b;
-  lof__stat_small(h, s->cls, -1);
   if (lof__span_used_dec(s)) lof__heap_free_event(h, s);
 }
 
@@ -246,15 +244,11 @@ static inline __attribute__((always_inline)) void free_block(void *p, uintptr_t 
     return;
   }
   uint32_t off = (uint32_t)((uintptr_t)p - (uintptr_t)seg);
-  size_t slot = seg->pagemap[off >> LOF_PAGE_SHIFT];
-  /* = &seg->spans[slot], spelled so that gcc forms the descriptor address
-   * once rather than once per field (two instructions fewer) */
-  lof_span_t *s = (lof_span_t *)((uintptr_t)seg->spans + slot * sizeof(lof_span_t));
-  lof_heap_t *h = lof__heap_tls;
+  lof_span_t *s = lof__pagemap_span(seg, off >> LOF_PAGE_SHIFT);
   /* Only a SMALL span has a non-zero owner (arena.c clears it whenever a
    * descriptor stops heading a small span), so one compare tells "a small
    * block of this thread's". */
-  if (LOF_UNLIKELY(atomic_load_explicit(&s->owner, memory_order_relaxed) != h->id)) {
+  if (LOF_UNLIKELY(atomic_load_explicit(&s->owner, memory_order_relaxed) != lof__heap_id_tls)) {
     free_not_own(p, s, off);
     return;
   }
@@ -271,8 +265,7 @@ static inline __attribute__((always_inline)) void free_block(void *p, uintptr_t 
   b->cookie = cookie;
   b->next = s->free; /* LIFO: the next malloc of this class reuses the block still in cache */
   s->free = b;
-  lof__stat_small(h, s->cls, -1);
-  if (LOF_UNLIKELY(lof__span_used_dec(s))) lof__heap_free_event(h, s); /* empty, or full */
+  if (LOF_UNLIKELY(lof__span_used_dec(s))) lof__heap_free_event(lof__heap_tls, s); /* empty, or full */
 }
 
 /* ---- sizes --------------------------------------------------------------- */

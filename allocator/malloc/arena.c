@@ -85,11 +85,11 @@ LOF_HIDDEN unsigned lof__arena_bin(size_t npages) {
   return 32u + (63u - (unsigned)__builtin_clzll((unsigned long long)npages)) - 5u;
 }
 
-/* pagemap at s's first and last page names its slot (the boundary tags). */
+/* pagemap at s's first and last page names it (the boundary tags). */
 static void arena_set_bounds(lof_segment_t *seg, lof_span_t *s) {
-  uint16_t slot = lof__span_slot(seg, s);
-  seg->pagemap[s->first] = slot;
-  seg->pagemap[s->first + s->npages - 1] = slot;
+  uint16_t e = lof__pagemap_entry(seg, s);
+  seg->pagemap[s->first] = e;
+  seg->pagemap[s->first + s->npages - 1] = e;
 }
 
 LOF_HIDDEN void lof__arena_unlink_locked(lof_arena_t *a, lof_span_t *s) {
@@ -132,7 +132,7 @@ LOF_HIDDEN void lof__arena_insert_locked(lof_arena_t *a, lof_span_t *s, bool zer
 
   /* Coalesce with the run before (its last page's map entry names it). */
   if (first > LOF_SEG_HDR_PAGES) {
-    lof_span_t *p = &seg->spans[seg->pagemap[first - 1]];
+    lof_span_t *p = lof__pagemap_span(seg, first - 1);
     if (p->state == LOF_SPAN_FREE) {
       lof__arena_unlink_locked(a, p);
       zero = zero && p->zero;
@@ -145,7 +145,7 @@ LOF_HIDDEN void lof__arena_insert_locked(lof_arena_t *a, lof_span_t *s, bool zer
   }
   /* ... and with the run after (its first page's map entry names it). */
   if (first + n < LOF_SEG_PAGES) {
-    lof_span_t *q = &seg->spans[seg->pagemap[first + n]];
+    lof_span_t *q = lof__pagemap_span(seg, first + n);
     if (q->state == LOF_SPAN_FREE) {
       lof__arena_unlink_locked(a, q);
       zero = zero && q->zero;
@@ -158,7 +158,7 @@ LOF_HIDDEN void lof__arena_insert_locked(lof_arena_t *a, lof_span_t *s, bool zer
   s->npages = (uint16_t)n;
   s->zero = zero;
   s->freed_ms = zero ? 0 : freed;
-  s->full = 0;
+  s->abandoned = 0;
   arena_set_bounds(seg, s);
   arena_link(a, s);
 }
@@ -264,15 +264,15 @@ static lof_span_t *arena_carve(lof_arena_t *a, lof_span_t *s, size_t off, size_t
 static void arena_init_small(lof_span_t *s, unsigned cls, uint32_t owner) {
   lof_segment_t *seg = lof__segment_of(s);
   size_t first = s->first, np = s->npages;
-  uint16_t slot = lof__span_slot(seg, s);
-  for (size_t i = 1; i + 1 < np; i++) seg->pagemap[first + i] = slot;
+  uint16_t e = lof__pagemap_entry(seg, s);
+  for (size_t i = 1; i + 1 < np; i++) seg->pagemap[first + i] = e;
   s->free = NULL;
   atomic_store_explicit(&s->xfree, 0, memory_order_relaxed);
   lof__span_geometry(s, (unsigned)cls);
   s->used = 0;
   s->capacity = 0;
   s->cls = (uint8_t)cls;
-  s->full = 0;
+  s->abandoned = 0;
   atomic_store_explicit(&s->owner, owner, memory_order_relaxed);
 }
 
@@ -378,7 +378,7 @@ LOF_HIDDEN bool lof__arena_resize(lof_span_t *s, size_t npages) {
   } else if (npages == s->npages) {
     ok = true;
   } else if (first + s->npages < LOF_SEG_PAGES) {
-    lof_span_t *q = &seg->spans[seg->pagemap[first + s->npages]];
+    lof_span_t *q = lof__pagemap_span(seg, first + s->npages);
     size_t need = npages - s->npages;
     if (q->state == LOF_SPAN_FREE && q->npages >= need &&
         lof__segment_commit_to(seg, first + npages) == 0) {
@@ -511,12 +511,34 @@ LOF_HIDDEN void lof__arena_decay_postfork_child(void) {
     a->purgers = 0;
     for (lof_segment_t *seg = a->segments; seg != NULL; seg = seg->next)
       for (size_t i = LOF_SEG_HDR_PAGES; i < LOF_SEG_PAGES;) {
-        lof_span_t *s = &seg->spans[seg->pagemap[i]];
+        lof_span_t *s = lof__pagemap_span(seg, i);
         size_t n = s->npages ? s->npages : 1;
         if (s->state == LOF_SPAN_PURGING) lof__arena_insert_locked(a, s, false, now);
         i += n;
       }
   }
+}
+
+/* ---- statistics ---------------------------------------------------------- */
+
+LOF_HIDDEN void lof__arenas_small_stats(int64_t *bytes, int64_t *count) {
+  int64_t b = 0, n = 0;
+  for (unsigned k = 0; k < LOF_MAX_ARENAS; k++) {
+    lof_arena_t *a = &lof__arenas[k];
+    pthread_mutex_lock(&a->lock); /* a span turns SMALL and back under it */
+    for (lof_segment_t *seg = a->segments; seg != NULL; seg = seg->next)
+      for (size_t w = 0; w < LOF_SEG_PAGES / 64; w++)
+        for (uint64_t bits = seg->slot_used[w]; bits != 0; bits &= bits - 1) {
+          const lof_span_t *s = &seg->spans[w * 64 + (size_t)__builtin_ctzll(bits)];
+          if (s->state != LOF_SPAN_SMALL) continue;
+          unsigned used = __atomic_load_n(&s->used, __ATOMIC_RELAXED) & (unsigned)~LOF_USED_FULL;
+          b += (int64_t)used * s->block_size;
+          n += used;
+        }
+    pthread_mutex_unlock(&a->lock);
+  }
+  *bytes = b;
+  *count = n;
 }
 
 /* ---- fork ---------------------------------------------------------------- */

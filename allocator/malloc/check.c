@@ -28,10 +28,12 @@ static int check_segment(lof_arena_t *a, lof_segment_t *seg) {
     return -1;
   }
   while (i < LOF_SEG_PAGES) {
-    size_t slot = seg->pagemap[i];
-    lof_span_t *s = &seg->spans[slot];
+    uint16_t entry = seg->pagemap[i];
+    lof_span_t *s = lof__pagemap_span(seg, i);
+    size_t slot = lof__span_slot(seg, s);
     size_t n = s->npages;
-    if (n == 0 || s->first != i || i + n > LOF_SEG_PAGES || seg->pagemap[i + n - 1] != slot ||
+    if (entry % sizeof(lof_span_t) != 0 || n == 0 || s->first != i || i + n > LOF_SEG_PAGES ||
+        seg->pagemap[i + n - 1] != entry ||
         !((seg->slot_used[slot / 64] >> (slot % 64)) & 1)) {
       lof__message("check: segment %p page %zu: bad span (%zu pages, state %u)", (void *)seg, i,
                    n, s->state);
@@ -76,7 +78,7 @@ static int check_segment(lof_arena_t *a, lof_segment_t *seg) {
         return -1;
       }
       for (size_t k = i; k < i + n; k++)
-        if (seg->pagemap[k] != slot) {
+        if (seg->pagemap[k] != entry) {
           lof__message("check: segment %p page %zu: pagemap of small span", (void *)seg, k);
           return -1;
         }

@@ -119,12 +119,12 @@ typedef struct lof_span {
     uint64_t freed_ms;             /* FREE: when it became dirty (decay clock) */
   };
   uint16_t used;                   /* SMALL: blocks handed out (owner's view), | LOF_USED_FULL
-                                    * while on the owner's full list (lof__span_used) */
+                                    * while on the owner's full list (lof__span_used); written
+                                    * by the owner only, read by the statistics (arena.c) */
   uint16_t reserved;               /* SMALL: blocks that fit in the span */
   uint16_t npages;                 /* pages in the span */
   uint8_t zero;                    /* FREE/LARGE: every page known to read as zero */
-  uint8_t full;                    /* SMALL: on the owner's full list (1, also in used's top
-                                    * bit), on the abandoned lists (LOF_FULL_ABANDONED) */
+  uint8_t abandoned;               /* SMALL: on the abandoned lists (heap.c, under its lock) */
   uint32_t capacity;               /* SMALL: blocks carved so far (bump) */
   uint32_t bkey;                   /* SMALL: (first page's offset in the segment) * dinv mod 2^32 */
   struct lof_span *next;           /* heap class list / arena bin */
@@ -140,6 +140,24 @@ _Static_assert(sizeof(lof_span_t) <= 64, "span descriptor must stay 64 bytes");
 static inline unsigned lof__span_used(const lof_span_t *s) {
   return s->used & (unsigned)~LOF_USED_FULL;
 }
+static inline bool lof__span_on_fulls(const lof_span_t *s) {
+  return (s->used & LOF_USED_FULL) != 0;
+}
+/* used is the only count of a span's blocks in use: the statistics sum it
+ * over the small spans (lof__arenas_small_stats) instead of the fast paths
+ * keeping a counter of their own.  Only the owner writes it, each store
+ * atomic (relaxed), so that the sum's relaxed loads race with nothing;
+ * on x86-64 a plain add to memory is such a store. */
+static inline void lof__span_used_set(lof_span_t *s, unsigned v) {
+  __atomic_store_n(&s->used, (uint16_t)v, __ATOMIC_RELAXED);
+}
+static inline __attribute__((always_inline)) void lof__span_used_inc(lof_span_t *s) {
+#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
+  __asm__("addw $1, %0" : "+m"(s->used) : : "cc");
+#else
+  lof__span_used_set(s, s->used + 1u);
+#endif
+}
 /* The owner's --used; true when the span became empty or is on the full
  * list (lof__heap_free_event's cases). */
 static inline __attribute__((always_inline)) bool lof__span_used_dec(lof_span_t *s) {
@@ -151,7 +169,9 @@ static inline __attribute__((always_inline)) bool lof__span_used_dec(lof_span_t 
 event:
   return true;
 #else
-  return (int16_t)--s->used <= 0;
+  uint16_t u = (uint16_t)(s->used - 1u);
+  lof__span_used_set(s, u);
+  return (int16_t)u <= 0;
 #endif
 }
 
@@ -175,7 +195,8 @@ typedef struct lof_segment {
   struct lof_segment *next;        /* arena segment list / reserve pool */
   struct lof_segment *prev;        /* unused */
   uint64_t slot_used[LOF_SEG_PAGES / 64]; /* NORMAL: descriptor slots in use (bit per slot) */
-  uint16_t pagemap[LOF_SEG_PAGES]; /* NORMAL: page -> slot of its span's descriptor */
+  uint16_t pagemap[LOF_SEG_PAGES]; /* NORMAL: page -> its span's descriptor, as a byte offset
+                                    * into spans[] (lof__pagemap_span) */
   lof_span_t spans[LOF_SEG_PAGES]; /* NORMAL: the descriptor slots (slot 0: the header) */
 } lof_segment_t;
 
@@ -198,16 +219,25 @@ static inline size_t lof__span_index(const lof_segment_t *seg, const lof_span_t 
   (void)seg;
   return s->first;
 }
-/* The slot of its descriptor (what pagemap[] holds). */
+/* The slot of its descriptor (its index in spans[] and bit in slot_used). */
 static inline uint16_t lof__span_slot(const lof_segment_t *seg, const lof_span_t *s) {
   return (uint16_t)(s - seg->spans);
 }
 static inline uintptr_t lof__span_start(const lof_span_t *s) {
   return (uintptr_t)lof__segment_of(s) + ((uintptr_t)s->first << LOF_PAGE_SHIFT);
 }
+/* pagemap[] holds slot * sizeof(lof_span_t), the descriptor's byte offset
+ * in spans[] (at most 1023 * 64: 16 bits), so that free forms the
+ * descriptor's address with one add, no scaling. */
+_Static_assert(sizeof(lof_span_t) == 64 && LOF_SEG_PAGES * 64 <= 65536, "pagemap entries are 16-bit offsets");
+static inline uint16_t lof__pagemap_entry(const lof_segment_t *seg, const lof_span_t *s) {
+  return (uint16_t)((uintptr_t)s - (uintptr_t)seg->spans);
+}
+static inline lof_span_t *lof__pagemap_span(lof_segment_t *seg, size_t page) {
+  return (lof_span_t *)((uintptr_t)seg->spans + seg->pagemap[page]);
+}
 static inline lof_span_t *lof__span_of(lof_segment_t *seg, const void *p) {
-  size_t i = ((uintptr_t)p - (uintptr_t)seg) >> LOF_PAGE_SHIFT;
-  return &seg->spans[seg->pagemap[i]];
+  return lof__pagemap_span(seg, ((uintptr_t)p - (uintptr_t)seg) >> LOF_PAGE_SHIFT);
 }
 
 /* The block index of a small span's block from the pointer's offset in its
@@ -344,6 +374,9 @@ LOF_HIDDEN size_t lof__arena_decay_locked(lof_arena_t *a, uint64_t now, bool for
  * with no lock held.  fn calls it again with its next due time. */
 typedef void (*lof_decay_fn)(uint64_t now);
 LOF_HIDDEN void lof__arena_decay_client(lof_decay_fn fn, uint64_t due_ms);
+/* The small blocks in use in every arena's spans, by their used counts (each
+ * arena under its lock): bytes and blocks, before lof_heap_t.remote_small. */
+LOF_HIDDEN void lof__arenas_small_stats(int64_t *bytes, int64_t *count);
 LOF_HIDDEN void lof__arenas_prefork(void);
 LOF_HIDDEN void lof__arenas_postfork(bool child);
 
@@ -359,8 +392,10 @@ typedef struct lof_heap {
   lof_arena_t *arena;              /* where its spans and large blocks come from */
   _Atomic(int64_t) allocated;      /* large/huge: usable bytes malloc'ed minus freed by this thread */
   _Atomic(int64_t) count;          /* large/huge: blocks malloc'ed minus freed by this thread */
-  _Atomic(int64_t) small[LOF_NCLASSES]; /* small blocks of each class malloc'ed minus freed by this
-                                         * thread; bytes = small[c] * lof__class_size[c] */
+  _Atomic(int64_t) remote_small[LOF_NCLASSES]; /* small blocks of each class this thread freed
+                                         * into other heaps' spans (-1 each) or collected from
+                                         * its own spans' xfree (+1 each): a span's used counts
+                                         * a remotely freed block until its owner collects it */
   lof_span_t *rspan;               /* another heap's span whose blocks this thread freed and holds
                                     * back (NULL: none); pushed onto its xfree in one CAS */
   lof_block_t *rhead, *rtail;      /* ... those blocks, linked, cookies set */
@@ -373,13 +408,13 @@ typedef struct lof_heap {
  * together (heap.c); flushed at this many, when the next remote free is for
  * another span, at the thread's malloc slow path, lof_purge and exit. */
 #define LOF_REMOTE_BATCH 32
-/* span->full of a span on the abandoned lists (owner 0) */
-#define LOF_FULL_ABANDONED 2
-
 #define LOF_HEAP_EMPTY_ID UINT32_MAX
 LOF_HIDDEN extern lof_heap_t lof__heap_empty;
 LOF_HIDDEN extern lof_span_t lof__span_empty;
 LOF_HIDDEN extern __thread lof_heap_t *lof__heap_tls __attribute__((tls_model("initial-exec")));
+/* lof__heap_tls->id, in a TLS word of its own so that free's fast path
+ * tests ownership with one load (heap.c sets both together). */
+LOF_HIDDEN extern __thread uint32_t lof__heap_id_tls __attribute__((tls_model("initial-exec")));
 /* What a free small block of span s holds in its second word. */
 static inline uintptr_t lof__block_cookie(const lof_span_t *s) {
   return (uintptr_t)s;
@@ -404,23 +439,13 @@ static inline void lof__stat_add(lof_heap_t *h, int64_t bytes, int64_t n) {
                         atomic_load_explicit(&h->count, memory_order_relaxed) + n,
                         memory_order_relaxed);
 }
-/* One counter per small malloc/free (the fast paths): written only by the
- * owning thread, read by lof__heaps_stats (relaxed). */
-static inline void lof__stat_small(lof_heap_t *h, unsigned cls, int64_t n) {
-#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
-  /* One plain (unlocked) add to memory: an aligned 8-byte store is atomic on
-   * x86-64, so relaxed readers never see a torn value, and only this thread
-   * writes the counter.  The compiler does not fuse a relaxed load + store
-   * into one instruction, hence the asm. */
-  __asm__("addq %1, %c2(%3,%4,8)"
-          : "+m"(h->small) /* the whole array: no address to compute */
-          : "er"(n), "i"(offsetof(struct lof_heap, small)), "r"(h), "r"((size_t)cls)
-          : "cc");
-#else
-  atomic_store_explicit(&h->small[cls],
-                        atomic_load_explicit(&h->small[cls], memory_order_relaxed) + n,
+/* The correction of the small spans' used counts for remote frees (see
+ * lof_heap_t.remote_small); written only by h's thread, read by
+ * lof__heaps_stats (relaxed). */
+static inline void lof__stat_remote(lof_heap_t *h, unsigned cls, int64_t n) {
+  atomic_store_explicit(&h->remote_small[cls],
+                        atomic_load_explicit(&h->remote_small[cls], memory_order_relaxed) + n,
                         memory_order_relaxed);
-#endif
 }
 LOF_HIDDEN void lof__stat_global(int64_t bytes, int64_t n);
 

@@ -50,6 +50,8 @@ LOF_HIDDEN lof_heap_t lof__heap_empty = {
 };
 LOF_HIDDEN __thread lof_heap_t *lof__heap_tls
     __attribute__((tls_model("initial-exec"))) = &lof__heap_empty;
+LOF_HIDDEN __thread uint32_t lof__heap_id_tls
+    __attribute__((tls_model("initial-exec"))) = LOF_HEAP_EMPTY_ID;
 
 static _Atomic(int) malloc_ready;
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -143,6 +145,7 @@ LOF_HIDDEN lof_heap_t *lof__heap_get(void) {
   /* Set the TLS pointer first: pthread_setspecific may calloc (keys >= 32),
    * and that calloc must find this heap rather than make another. */
   lof__heap_tls = h;
+  lof__heap_id_tls = h->id;
   pthread_setspecific(heap_key, h);
   return h;
 }
@@ -162,15 +165,16 @@ static void list_remove(lof_span_t **head, lof_span_t *s) {
   s->next = s->prev = NULL;
 }
 
-/* s->full, with its mirror in used's top bit (LOF_USED_FULL) for free's
- * fast path. */
-static void span_set_full(lof_span_t *s, uint8_t full) {
-  s->full = full;
-  s->used = (uint16_t)(full == 1 ? s->used | LOF_USED_FULL : s->used & ~LOF_USED_FULL);
+/* s on its owner's fulls[] or not: used's top bit (LOF_USED_FULL), which
+ * free's fast path tests in the sign of its decrement. */
+static void span_set_full(lof_span_t *s, bool full) {
+  lof__span_used_set(s, full ? s->used | LOF_USED_FULL : s->used & ~LOF_USED_FULL);
 }
 
-/* Take the xfree stack: its blocks go to the free list, used drops. */
-static bool span_collect(lof_span_t *s) {
+/* Take the xfree stack: its blocks go to the free list, used drops, and the
+ * statistics' correction for them (remote_small) goes back up, on h (the
+ * owner) or, for a span no heap owns (h NULL), on the global counters. */
+static bool span_collect(lof_heap_t *h, lof_span_t *s) {
   if (atomic_load_explicit(&s->xfree, memory_order_relaxed) == 0) return false;
   lof_block_t *b = (lof_block_t *)atomic_exchange_explicit(&s->xfree, 0, memory_order_acquire);
   if (b == NULL) return false;
@@ -182,14 +186,18 @@ static bool span_collect(lof_span_t *s) {
   }
   last->next = s->free;
   s->free = b;
-  s->used = (uint16_t)(s->used - n);
+  lof__span_used_set(s, s->used - n);
+  if (h != NULL)
+    lof__stat_remote(h, s->cls, n);
+  else
+    lof__stat_global((int64_t)n * s->block_size, n);
   return true;
 }
 
 /* Make s->free non-empty from blocks already carved (the free list, else
  * the remote stack).  false: every carved block is in use. */
-static bool span_has_free(lof_span_t *s) {
-  return s->free != NULL || span_collect(s);
+static bool span_has_free(lof_heap_t *h, lof_span_t *s) {
+  return s->free != NULL || span_collect(h, s);
 }
 
 /* Carve up to one page worth of fresh blocks onto the (empty) free list,
@@ -233,20 +241,19 @@ static lof_span_t *span_adopt(lof_heap_t *h, unsigned cls) {
   if (s != NULL) {
     list_remove(&abandoned[cls], s);
     atomic_fetch_sub_explicit(&abandoned_n[cls], 1, memory_order_relaxed);
-    span_set_full(s, 0);
+    s->abandoned = 0;
     atomic_store_explicit(&s->owner, h->id, memory_order_relaxed);
   }
   pthread_mutex_unlock(&abandoned_lock);
   return s;
 }
 
-static inline void *span_pop(lof_heap_t *h, lof_span_t *s) {
+static inline void *span_pop(lof_span_t *s) {
   lof_block_t *b = s->free;
   lof__debug_free_block(s, b);
   s->free = b->next;
   b->cookie = 0;
-  s->used++;
-  lof__stat_small(h, s->cls, 1);
+  lof__span_used_inc(s);
   return b;
 }
 
@@ -295,7 +302,7 @@ static void spans_remove(lof_heap_t *h, lof_span_t *s) {
 static void span_to_full(lof_heap_t *h, lof_span_t *s) {
   spans_remove(h, s);
   fulls_push(h, s);
-  span_set_full(s, 1);
+  span_set_full(s, true);
 }
 
 /* A full span got a block back: to the END of spans[] (FIFO), so that by
@@ -304,7 +311,7 @@ static void span_to_full(lof_heap_t *h, lof_span_t *s) {
  * time; LIFO would switch span at nearly every malloc). */
 static void span_from_full(lof_heap_t *h, lof_span_t *s) {
   fulls_remove(h, s);
-  span_set_full(s, 0);
+  span_set_full(s, false);
   spans_append(h, s);
 }
 
@@ -327,22 +334,22 @@ LOF_HIDDEN void *lof__heap_alloc_slow(size_t cls, lof_heap_t *h) {
   if (h->rspan != NULL) lof__heap_remote_flush(h);
   lof_span_t *s = h->cur[cls];
   if (s != &lof__span_empty) {
-    if (span_has_free(s)) return span_pop(h, s);
+    if (span_has_free(h, s)) return span_pop(s);
     span_to_full(h, s);
     /* cur always names a span on spans[] (or the empty one) */
     h->cur[cls] = &lof__span_empty;
   }
   /* Another owned span with free blocks. */
   while ((s = h->spans[cls]) != NULL) {
-    if (span_has_free(s)) goto use;
+    if (span_has_free(h, s)) goto use;
     span_to_full(h, s);
   }
   /* The oldest full spans may have been freed into by other threads. */
   for (int k = 0; k < LOF_FULL_PROBE && h->fulls_tail[cls] != NULL; k++) {
     lof_span_t *f = h->fulls_tail[cls];
     fulls_remove(h, f);
-    if (span_collect(f)) {
-      span_set_full(f, 0);
+    if (span_collect(h, f)) {
+      span_set_full(f, false);
       spans_push(h, f);
     } else {
       fulls_push(h, f);
@@ -362,12 +369,12 @@ LOF_HIDDEN void *lof__heap_alloc_slow(size_t cls, lof_heap_t *h) {
     }
     spans_push(h, s);
     if (s->capacity < s->reserved) h->fresh[cls] = s; /* new, or adopted with pages to carve */
-    if (span_has_free(s)) goto use;                     /* adopted with free blocks */
+    if (span_has_free(h, s)) goto use;                     /* adopted with free blocks */
   } else {
     fulls_remove(h, s);
-    span_set_full(s, 0);
+    span_set_full(s, false);
     spans_push(h, s);
-    if (span_has_free(s)) goto use; /* remote frees that came while it waited */
+    if (span_has_free(h, s)) goto use; /* remote frees that came while it waited */
   }
   if (!span_bump(s)) {
     h->fresh[cls] = NULL;
@@ -377,7 +384,7 @@ LOF_HIDDEN void *lof__heap_alloc_slow(size_t cls, lof_heap_t *h) {
   h->fresh[cls] = s->capacity < s->reserved ? s : NULL;
 use:
   h->cur[cls] = s;
-  return span_pop(h, s);
+  return span_pop(s);
 }
 
 /* An empty span of a class still in use (h owns other spans of it) is kept
@@ -396,7 +403,7 @@ static void span_park_or_release(lof_heap_t *h, lof_span_t *s) {
     s->free = NULL;
     h->fresh[cls] = s;
     fulls_push(h, s); /* the fresh span waits on fulls[] (see the slow path) */
-    span_set_full(s, 1);
+    span_set_full(s, true);
     return;
   }
   if (h->fresh[cls] == s) h->fresh[cls] = NULL;
@@ -404,7 +411,7 @@ static void span_park_or_release(lof_heap_t *h, lof_span_t *s) {
 }
 
 LOF_HIDDEN void lof__heap_free_event(lof_heap_t *h, lof_span_t *s) {
-  if (s->full) span_from_full(h, s);
+  if (lof__span_on_fulls(s)) span_from_full(h, s);
   if (lof__span_used(s) == 0 && s != h->cur[s->cls]) span_park_or_release(h, s);
 }
 
@@ -463,21 +470,20 @@ LOF_HIDDEN bool lof__heap_reclaim(lof_heap_t *h, lof_span_t *s, lof_block_t *b) 
   pthread_mutex_lock(&abandoned_lock);
   /* b is live, so s cannot be released meanwhile; owner 0 and the mark say
    * it is on the list (heap_abandon_list zeroes the owner before it locks) */
-  bool ok = atomic_load_explicit(&s->owner, memory_order_relaxed) == 0 && s->full == LOF_FULL_ABANDONED;
+  bool ok = atomic_load_explicit(&s->owner, memory_order_relaxed) == 0 && s->abandoned;
   if (ok) {
     list_remove(&abandoned[cls], s);
     atomic_fetch_sub_explicit(&abandoned_n[cls], 1, memory_order_relaxed);
-    span_set_full(s, 0);
+    s->abandoned = 0;
     atomic_store_explicit(&s->owner, h->id, memory_order_relaxed);
   }
   pthread_mutex_unlock(&abandoned_lock);
   if (!ok) return false;
-  span_collect(s);
+  span_collect(h, s);
   b->cookie = lof__block_cookie(s);
   b->next = s->free;
   s->free = b;
-  s->used--;
-  lof__stat_small(h, cls, -1);
+  lof__span_used_set(s, s->used - 1u);
   spans_append(h, s);
   if (h->fresh[cls] == NULL && s->capacity < s->reserved) h->fresh[cls] = s;
   if (lof__span_used(s) == 0) span_park_or_release(h, s);
@@ -492,11 +498,11 @@ LOF_HIDDEN size_t lof__heap_collect(lof_heap_t *h) {
     lof_span_t *next;
     for (lof_span_t *f = h->fulls[c]; f != NULL; f = next) {
       next = f->next;
-      if (span_collect(f) || lof__span_used(f) == 0) span_from_full(h, f); /* used 0: the parked span */
+      if (span_collect(h, f) || lof__span_used(f) == 0) span_from_full(h, f); /* used 0: the parked span */
     }
     for (lof_span_t *s = h->spans[c]; s != NULL; s = next) {
       next = s->next;
-      span_collect(s);
+      span_collect(h, s);
       if (lof__span_used(s) == 0) {
         if (h->cur[c] == s) h->cur[c] = &lof__span_empty;
         if (h->fresh[c] == s) h->fresh[c] = NULL;
@@ -520,11 +526,11 @@ LOF_HIDDEN size_t lof__abandoned_collect(void) {
     lof_span_t *next;
     for (lof_span_t *s = abandoned[c]; s != NULL; s = next) {
       next = s->next;
-      span_collect(s);
+      span_collect(NULL, s);
       if (lof__span_used(s) == 0) {
         list_remove(&abandoned[c], s);
         atomic_fetch_sub_explicit(&abandoned_n[c], 1, memory_order_relaxed);
-        span_set_full(s, 0); /* off the list: no reclaim finds it */
+        s->abandoned = 0; /* off the list: no reclaim finds it */
         s->next = out;
         out = s;
       }
@@ -538,12 +544,12 @@ LOF_HIDDEN size_t lof__abandoned_collect(void) {
   return released;
 }
 
-static void heap_abandon_list(lof_span_t **head) {
+static void heap_abandon_list(lof_heap_t *h, lof_span_t **head) {
   lof_span_t *s;
   while ((s = *head) != NULL) {
     list_remove(head, s);
-    span_set_full(s, 0);
-    span_collect(s);
+    span_set_full(s, false);
+    span_collect(h, s);
     if (lof__span_used(s) == 0) {
       span_release(s);
       continue;
@@ -551,7 +557,7 @@ static void heap_abandon_list(lof_span_t **head) {
     atomic_store_explicit(&s->owner, 0, memory_order_release);
     pthread_mutex_lock(&abandoned_lock);
     list_push(&abandoned[s->cls], s);
-    span_set_full(s, LOF_FULL_ABANDONED);
+    s->abandoned = 1;
     atomic_fetch_add_explicit(&abandoned_n[s->cls], 1, memory_order_relaxed);
     pthread_mutex_unlock(&abandoned_lock);
   }
@@ -562,9 +568,10 @@ static void heap_thread_exit(void *arg) {
   if (h == NULL || h == &lof__heap_empty) return;
   lof__heap_remote_flush(h);
   lof__heap_tls = &lof__heap_empty; /* later mallocs of this thread make a new heap */
+  lof__heap_id_tls = LOF_HEAP_EMPTY_ID;
   for (unsigned c = 0; c < LOF_NCLASSES; c++) {
-    heap_abandon_list(&h->spans[c]);
-    heap_abandon_list(&h->fulls[c]);
+    heap_abandon_list(h, &h->spans[c]);
+    heap_abandon_list(h, &h->fulls[c]);
     h->spans_tail[c] = NULL;
     h->fulls_tail[c] = NULL;
     h->fresh[c] = NULL;
@@ -573,7 +580,7 @@ static void heap_thread_exit(void *arg) {
   int64_t a = atomic_load_explicit(&h->allocated, memory_order_relaxed);
   int64_t n = atomic_load_explicit(&h->count, memory_order_relaxed);
   for (unsigned c = 0; c < LOF_NCLASSES; c++) {
-    int64_t k = atomic_load_explicit(&h->small[c], memory_order_relaxed);
+    int64_t k = atomic_load_explicit(&h->remote_small[c], memory_order_relaxed);
     a += k * (int64_t)lof__class_size[c];
     n += k;
   }
@@ -587,15 +594,20 @@ static void heap_thread_exit(void *arg) {
   pthread_mutex_unlock(&heaps_lock);
 }
 
+/* Small blocks are counted by their spans' used counts (the fast paths
+ * keep no counter), corrected by each heap's remote_small; large and huge
+ * blocks by the heaps' own counters. */
 LOF_HIDDEN void lof__heaps_stats(int64_t *allocated, int64_t *count) {
-  int64_t a = atomic_load_explicit(&stats_allocated, memory_order_relaxed);
-  int64_t n = atomic_load_explicit(&stats_count, memory_order_relaxed);
+  int64_t a, n;
+  lof__arenas_small_stats(&a, &n);
+  a += atomic_load_explicit(&stats_allocated, memory_order_relaxed);
+  n += atomic_load_explicit(&stats_count, memory_order_relaxed);
   pthread_mutex_lock(&heaps_lock);
   for (lof_heap_t *h = heaps_live; h != NULL; h = h->next) {
     a += atomic_load_explicit(&h->allocated, memory_order_relaxed);
     n += atomic_load_explicit(&h->count, memory_order_relaxed);
     for (unsigned c = 0; c < LOF_NCLASSES; c++) {
-      int64_t k = atomic_load_explicit(&h->small[c], memory_order_relaxed);
+      int64_t k = atomic_load_explicit(&h->remote_small[c], memory_order_relaxed);
       a += k * (int64_t)lof__class_size[c];
       n += k;
     }

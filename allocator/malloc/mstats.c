@@ -55,7 +55,7 @@ static void mstats_arena(lof_arena_t *a, mstats_arena_t *out) {
     size_t top = atomic_load_explicit(&seg->committed_pages, memory_order_relaxed);
     uint64_t free_pages = 0;
     for (size_t i = LOF_SEG_HDR_PAGES; i < top && i < LOF_SEG_PAGES;) {
-      lof_span_t *s = &seg->spans[seg->pagemap[i]];
+      lof_span_t *s = lof__pagemap_span(seg, i);
       size_t n = s->npages ? s->npages : 1;
       if (s->state == LOF_SPAN_FREE || s->state == LOF_SPAN_PURGING) {
         free_pages += (i + n > top ? top - i : n);
