@@ -212,7 +212,7 @@ static lof_span_t *arena_find_lowest(lof_arena_t *a, size_t n) {
       if (++seen > LOF_FIT_SCAN_MAX) return lowest != NULL ? lowest : arena_find_best(a, n);
       if (s->npages < n) continue;
       lof_span_t **best = arena_run_grows(s, n) ? &grows : &lowest;
-      if (*best == NULL || (uintptr_t)s < (uintptr_t)*best) *best = s;
+      if (*best == NULL || lof__span_start(s) < lof__span_start(*best)) *best = s;
     }
   }
   return lowest != NULL ? lowest : grows;

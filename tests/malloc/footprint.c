@@ -161,10 +161,66 @@ static void test_linked_rounds(void **state) {
          (unsigned long long)(max_res / KiB), (unsigned long long)(max_live / KiB));
 }
 
+/* ---- large blocks: address-ordered first fit ----------------------------- */
+
+/* Blocks above 16 pages go to the lowest-addressed free run that holds them.
+ * 48 large blocks of 68-260 KiB, some freed and taken again (which moves
+ * descriptor slots around), then every other one freed (no two holes
+ * coalesce), then each freed size asked for again: the block handed out
+ * lies at or below the lowest hole left that held a block of that size.
+ * Descriptor slots are taken lowest-free-first, not in page order, so the
+ * search, which compared descriptors' addresses, could pick a higher hole. */
+static void test_large_lowest_fit(void **state) {
+  (void)state;
+  enum { N = 48 };
+  void *blk[N];
+  uintptr_t hole[N]; /* freed block's address, 0 once taken again */
+  size_t len[N];
+  uint64_t s = 77;
+  for (int i = 0; i < N; i++) {
+    len[i] = (size_t)(68 + rnd(&s) % 192) * KiB;
+    blk[i] = lof_malloc(len[i]);
+    assert_non_null(blk[i]);
+    memset(blk[i], 0x33, len[i]);
+  }
+  for (int i = 0; i < N; i += 3) lof_free(blk[i]);
+  for (int i = N - 1 - (N - 1) % 3; i >= 0; i -= 3) {
+    blk[i] = lof_malloc(len[i]);
+    assert_non_null(blk[i]);
+  }
+  for (int i = 0; i < N; i++) {
+    hole[i] = 0;
+    if (i % 2 == 1) {
+      hole[i] = (uintptr_t)blk[i];
+      lof_free(blk[i]);
+      blk[i] = NULL;
+    }
+  }
+  int worse = 0;
+  for (int i = 1; i < N; i += 2) {
+    uintptr_t bound = UINTPTR_MAX;
+    for (int j = 1; j < N; j += 2)
+      if (hole[j] != 0 && len[j] >= len[i] && hole[j] < bound) bound = hole[j];
+    blk[i] = lof_malloc(len[i]);
+    assert_non_null(blk[i]);
+    uintptr_t got = (uintptr_t)blk[i];
+    if (got > bound) {
+      print_message("%zu KiB: got %#lx, a hole at %#lx held it\n", len[i] / KiB,
+                    (unsigned long)got, (unsigned long)bound);
+      worse++;
+    }
+    for (int j = 1; j < N; j += 2) /* the holes it took from */
+      if (hole[j] != 0 && got < hole[j] + len[j] && got + len[i] > hole[j]) hole[j] = 0;
+  }
+  for (int i = 0; i < N; i++) lof_free(blk[i]);
+  assert_int_equal(worse, 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_freed_pages_before_fresh_pages),
       cmocka_unit_test(test_linked_rounds),
+      cmocka_unit_test(test_large_lowest_fit),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
