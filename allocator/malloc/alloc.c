@@ -126,7 +126,8 @@ static uint32_t block_index_or_die(const void *p, const lof_span_t *s, uint32_t 
  * carries its cookie (set by any free, cleared when malloc hands the block
  * out), so finding it here means the block is already free.  This thread may
  * not walk the owner's lists to confirm; a live block holding exactly its
- * own address ^ the per-process secret is not a risk worth a walk. */
+ * span descriptor's address (which no program is given) is not a risk
+ * worth a walk. */
 static void free_remote(lof_span_t *s, lof_block_t *b) {
   if (b->cookie == lof__block_cookie(s)) lof__invalid_free(b, "double free");
   /* A thread that only frees (a consumer) gets a heap too, so its stats

@@ -33,7 +33,7 @@
  * recycled; nothing here calls malloc.
  *
  * Also here: the frontend's one-time initialisation (lof__malloc_init: the
- * region layer, the arenas, the heap key and secret, then LOFALLOC_RESERVE),
+ * region layer, the arenas, the heap key, then LOFALLOC_RESERVE),
  * because the first thread heap is where it is first needed.  It calls only
  * down (region, arena, reserve); entry points above call it.
  */
