@@ -76,15 +76,6 @@ typedef struct lof_huge {
  * quarter (exact reuse or mremap to size) 68k minor faults and 88 MB peak;
  * with 4x, 25k faults and 102 MB (tcmalloc 27k, 109 MB; glibc 103k, 110 MB). */
 #define HUGE_SLACK_MAX 3 /* usable - request <= 3 x request */
-/* Each new block is mapped with half its size again of address space
- * reserved after it (lof__region_map's room: inaccessible, neither locked
- * nor charged, at most HUGE_ROOM_MAX), so that the cache grows a block to a larger request,
- * and realloc grows it, in place: no page moves to a new address (on this
- * project's VM a moved page cost ~70% of a fresh one on first write,
- * bench/page_move).  The room costs a VMA per block, so blocks beyond
- * HUGE_ROOM_BLOCKS live or cached get none (vm.max_map_count is 65530). */
-#define HUGE_ROOM_MAX ((size_t)256 << 20)
-#define HUGE_ROOM_BLOCKS 1024
 
 static pthread_mutex_t huge_lock = PTHREAD_MUTEX_INITIALIZER; /* guards everything below */
 static lof_huge_t *huge_buckets[HUGE_BUCKETS];
@@ -231,14 +222,13 @@ static void cache_unlink_locked(lof_huge_t *d) {
 /* The best cached block for size bytes at align, unlinked, or NULL: the
  * smallest that holds it; an unpinned one at most HUGE_SLACK_MAX x larger.  When
  * none fits and the request needs only page alignment, the unpinned block
- * nearest in size is taken instead and *resize is set: the caller resizes
+ * nearest in size is taken instead and *resize is set: the caller mremaps
  * it to the request (no copy; its resident pages stay resident and locked,
  * a shrink drops the tail), which is what keeps a churn of blocks of
- * varying sizes off fresh mappings and their faults.  Among those, one that
- * grows within its room (in place, no page moved) comes first. */
+ * varying sizes off fresh mappings and their faults. */
 static lof_huge_t *cache_take_locked(size_t size, size_t align, bool *resize) {
-  lof_huge_t *best = NULL, *near = NULL, *near_in_place = NULL;
-  size_t near_gap = SIZE_MAX, in_place_gap = SIZE_MAX;
+  lof_huge_t *best = NULL, *near = NULL;
+  size_t near_gap = SIZE_MAX;
   *resize = false;
   for (lof_huge_t *d = cache_head; d != NULL; d = d->next) {
     if (!d->pinned) {
@@ -247,17 +237,13 @@ static lof_huge_t *cache_take_locked(size_t size, size_t align, bool *resize) {
         near = d;
         near_gap = gap;
       }
-      if (gap < in_place_gap && lof__region_grows_in_place(d->region, size)) {
-        near_in_place = d;
-        in_place_gap = gap;
-      }
     }
     if (d->size < size || (d->block & (align - 1)) != 0) continue;
     if (!d->pinned && d->size - size > size * HUGE_SLACK_MAX) continue;
     if (best == NULL || d->size < best->size) best = d;
   }
   if (best == NULL && near != NULL && align <= LOF_PAGE_SIZE) {
-    best = near_in_place != NULL ? near_in_place : near;
+    best = near;
     *resize = true;
   }
   if (best != NULL) cache_unlink_locked(best);
@@ -389,14 +375,10 @@ LOF_HIDDEN void *lof__huge_alloc(size_t size, size_t align, bool clear, bool *ze
     return (void *)d->block;
   }
 
-  pthread_mutex_lock(&huge_lock);
-  size_t room = huge_count + cache_count < HUGE_ROOM_BLOCKS ? len / 2 : 0;
-  pthread_mutex_unlock(&huge_lock);
-  if (room > HUGE_ROOM_MAX) room = HUGE_ROOM_MAX;
-  lof_region_t *r = lof__region_map(len, align, room);
+  lof_region_t *r = lof__region_map(len, align);
   if (r == NULL && lof__huge_cache_flush() != 0) {
     /* the cached blocks hold lock charge: give it back and try again */
-    r = lof__region_map(len, align, room);
+    r = lof__region_map(len, align);
   }
   if (r == NULL) {
     errno = ENOMEM;
@@ -485,10 +467,9 @@ LOF_HIDDEN void *lof__huge_realloc(void *p, size_t size, size_t *old_size) {
   pthread_mutex_lock(&huge_lock);
   live_link_locked(d);
   pthread_mutex_unlock(&huge_lock);
-  if (q != NULL) return q;
-  if (size <= old) return p; /* a refused shrink: the block still holds size */
-  /* It could not grow (no room, or not within the lock budget): a new
-   * block, as malloc would give it, then copy and free. */
+  if (q != NULL || size <= old) return q;
+  /* mremap could not grow it (no room, or not within the lock budget): a
+   * new block, as malloc would give it, then copy and free. */
   bool zero;
   q = lof__huge_alloc(size, LOF_PAGE_SIZE, false, &zero);
   if (q == NULL) {

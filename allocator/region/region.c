@@ -321,65 +321,49 @@ static int region_lock_new(size_t bytes, int (*lock)(void *), void *arg) {
 }
 
 typedef struct region_map_job {
-  size_t size, align, room;
+  size_t size, align;
   void *p;
 } region_map_job_t;
 
-/* An accounted reservation of size + room bytes (PROT_NONE: the kernel's
- * overcommit charge comes with the commit); the room is dropped when the
- * address space for it is refused. */
-static void *region_map_reserve(region_map_job_t *j) {
-  void *p = NULL;
-  if (j->room > 0 && j->size + j->room > j->size)
-    p = lof__os_reserve(j->size + j->room, j->align, region_nohugepage, true);
-  if (p == NULL) {
-    j->room = 0;
-    p = lof__os_reserve(j->size, j->align, region_nohugepage, true);
-  }
-  return p;
-}
-
 /* A whole new locked mapping: one mmap with MAP_LOCKONFAULT where it can
- * be (no room, no alignment), else an accounted reservation whose first
- * size bytes are locked by mlock2 + mprotect (or MAP_FIXED|MAP_LOCKONFAULT). */
+ * be, else an accounted reservation locked by mlock2 + mprotect. */
 static int region_map_locked(void *arg) {
   region_map_job_t *j = arg;
-  if (region_backend == LOF_BACKEND_MAP_LOCKONFAULT && j->align == LOF_PAGE_SIZE && j->room == 0) {
+  if (region_backend == LOF_BACKEND_MAP_LOCKONFAULT && j->align == LOF_PAGE_SIZE) {
     j->p = lof__os_map_whole_locked(j->size);
     if (j->p == NULL) return errno == ENOMEM ? LOF_OS_NOMEM : LOF_OS_LOCK_REFUSED;
     if (region_nohugepage) lof__os_advise(j->p, j->size, MADV_NOHUGEPAGE);
     return 0;
   }
-  j->p = region_map_reserve(j);
+  j->p = lof__os_reserve(j->size, j->align, region_nohugepage, true);
   if (j->p == NULL) return LOF_OS_NOMEM;
   int rc = lof__os_commit_locked(j->p, j->size, region_backend == LOF_BACKEND_MAP_LOCKONFAULT,
                                  region_nohugepage);
   if (rc != 0) {
     int err = errno;
-    region_unmap(j->p, j->size + j->room);
+    region_unmap(j->p, j->size);
     j->p = NULL;
     errno = err;
   }
   return rc;
 }
 
-lof_region_t *lof__region_map(size_t size, size_t align, size_t room) {
+lof_region_t *lof__region_map(size_t size, size_t align) {
   lof__region_init();
   if (align < LOF_PAGE_SIZE) align = LOF_PAGE_SIZE;
   if (!region_args_ok(size, align)) { errno = ENOMEM; return NULL; }
   size = LOF_ALIGN_UP(size, LOF_PAGE_SIZE);
-  room = region_args_ok(room, LOF_PAGE_SIZE) ? LOF_ALIGN_UP(room, LOF_PAGE_SIZE) : 0;
-  region_map_job_t job = {size, align, room, NULL};
+  region_map_job_t job = {size, align, NULL};
   int locked = 0;
   if (region_backend != LOF_BACKEND_UNLOCKED) {
     locked = region_lock_new(size, region_map_locked, &job);
     if (locked < 0) return NULL;
   }
   if (!locked) {
-    job.p = region_map_reserve(&job);
+    job.p = lof__os_reserve(size, align, region_nohugepage, true);
     if (job.p == NULL) return NULL;
     if (lof__os_commit_unlocked(job.p, size) != 0) {
-      region_unmap(job.p, size + job.room);
+      region_unmap(job.p, size);
       errno = ENOMEM;
       return NULL;
     }
@@ -387,29 +371,16 @@ lof_region_t *lof__region_map(size_t size, size_t align, size_t room) {
   }
   lof_region_t *r = region_register((uintptr_t)job.p, size, LOF_REGION_WHOLE);
   if (r == NULL) {
-    region_unmap(job.p, size + job.room);
+    region_unmap(job.p, size);
     if (locked) lof__budget_refund(size);
     else lof__budget_fallback(-(int64_t)size);
     errno = ENOMEM;
     return NULL;
   }
   r->whole_locked = locked;
-  r->room = job.room;
-  atomic_fetch_add(&region_count.reserved, job.room);
   atomic_fetch_add(&region_count.committed, size);
   atomic_fetch_add(&region_count.commit_calls, 1);
   return r;
-}
-
-/* Commit grow bytes of r's room in place (charged by the caller where r is
- * locked): 0, LOF_OS_LOCK_REFUSED or LOF_OS_NOMEM (errno set), the room as
- * it was on failure. */
-static int region_grow_in_room(lof_region_t *r, size_t grow) {
-  void *at = (void *)(r->base + r->size);
-  if (r->whole_locked)
-    return lof__os_commit_locked(at, grow, region_backend == LOF_BACKEND_MAP_LOCKONFAULT,
-                                 region_nohugepage);
-  return lof__os_commit_unlocked(at, grow) == 0 ? 0 : LOF_OS_NOMEM;
 }
 
 int lof__region_remap(lof_region_t *r, size_t new_size) {
@@ -425,64 +396,29 @@ int lof__region_remap(lof_region_t *r, size_t new_size) {
     errno = ENOMEM;
     return -1;
   }
-  void *np = (void *)r->base;
-  size_t room = r->room;
-  if (grow && grow <= room) {
-    /* In place: the pages it has stay where they are (a page moved to a
-     * new address costs nearly what a fresh one does on first write where
-     * the hypervisor shadows page tables: bench/page_move). */
-    int rc = region_grow_in_room(r, grow);
-    if (rc != 0) {
-      if (r->whole_locked) {
-        if (rc == LOF_OS_LOCK_REFUSED) lof__budget_kernel_refused(grow, errno);
-        lof__budget_refund(grow);
-      }
-      errno = ENOMEM;
-      return -1;
+  void *np;
+  if (lof__os_remap((void *)r->base, old, new_size, &np) != 0) {
+    if (grow && r->whole_locked) {
+      if (errno == EAGAIN) lof__budget_kernel_refused(grow, errno);
+      lof__budget_refund(grow);
     }
-    room -= grow;
-  } else if (!grow && room > 0) {
-    /* The tail goes back to the room: pages dropped, unlocked, PROT_NONE. */
-    if (lof__os_decommit((void *)(r->base + new_size), old - new_size) != 0) {
-      errno = ENOMEM;
-      return -1;
-    }
-    room += old - new_size;
-  } else {
-    /* Beyond the room (or none): mremap, which may move the region.  The
-     * room is given up first, so that the growth may take its addresses;
-     * if the kernel refuses to unmap it, it stays behind (counted leaked,
-     * uncharged: it was never accessible) and the region moves. */
-    if (room > 0) {
-      if (region_unmap((void *)(r->base + old), room))
-        atomic_fetch_sub(&region_count.reserved, room);
-      room = 0;
-      r->room = 0;
-    }
-    if (lof__os_remap((void *)r->base, old, new_size, &np) != 0) {
-      if (grow && r->whole_locked) {
-        if (errno == EAGAIN) lof__budget_kernel_refused(grow, errno);
-        lof__budget_refund(grow);
-      }
-      errno = ENOMEM;
-      return -1;
-    }
-    if (!grow) atomic_fetch_sub(&region_count.reserved, old - new_size);
+    errno = ENOMEM;
+    return -1;
   }
   if (grow) {
     atomic_fetch_add(&region_count.committed, grow);
-    atomic_fetch_add(&region_count.reserved, grow - (r->room - room));
+    atomic_fetch_add(&region_count.reserved, grow);
     if (!r->whole_locked) lof__budget_fallback((int64_t)grow);
   } else {
     uint64_t shrink = old - new_size;
     atomic_fetch_sub(&region_count.committed, shrink);
+    atomic_fetch_sub(&region_count.reserved, shrink);
     if (r->whole_locked) lof__budget_refund(shrink);
     else lof__budget_fallback(-(int64_t)shrink);
   }
   pthread_mutex_lock(&region_lock);
   r->base = (uintptr_t)np;
   r->size = new_size;
-  r->room = room;
   pthread_mutex_unlock(&region_lock);
   return 0;
 }
@@ -690,11 +626,11 @@ void lof__region_release(lof_region_t *r) {
   pthread_mutex_lock(&region_lock);
   region_unlink(r);
   pthread_mutex_unlock(&region_lock);
-  if (region_unmap((void *)r->base, r->size + r->room)) {
+  if (region_unmap((void *)r->base, r->size)) {
     /* Only memory the kernel has really given back leaves the counters:
      * a refused unmap keeps it reserved, committed and charged (VmLck
      * still counts it). */
-    atomic_fetch_sub(&region_count.reserved, r->size + r->room);
+    atomic_fetch_sub(&region_count.reserved, r->size);
     atomic_fetch_sub(&region_count.committed, committed * LOF_PAGE_SIZE);
     if (locked) lof__budget_refund(locked * LOF_PAGE_SIZE);
     if (committed > locked) lof__budget_fallback(-(int64_t)((committed - locked) * LOF_PAGE_SIZE));

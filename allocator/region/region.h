@@ -53,9 +53,6 @@ struct lof_region {
   /* --- private to region.c --- */
   uint32_t kind;             /* LOF_REGION_RESERVED or LOF_REGION_WHOLE */
   bool whole_locked;         /* WHOLE regions: committed locked (else fallback) */
-  size_t room;               /* WHOLE regions: bytes reserved PROT_NONE right after
-                              * base + size (neither committed nor charged), which
-                              * lof__region_remap grows into without moving */
   _Atomic(bool) lockall;     /* RESERVED, on a kernel with the fault-time charge: the
                               * whole reservation is readable, writable and locked on
                               * fault from the start (one lock call); commit and
@@ -72,27 +69,16 @@ struct lof_region {
 LOF_HIDDEN lof_region_t *lof__region_reserve(size_t size, size_t align);
 
 /* Reserve and commit a whole region in one step (huge allocations): the
- * cheapest path the backend has (one mmap with MAP_LOCKONFAULT when room is
- * 0).  room bytes more are reserved after it (r->room; 0 where the address
- * space is refused), inaccessible, not locked and not charged, for the
- * region to grow into in place.  Subject to the locking policy like a
- * commit.  NULL + ENOMEM on failure. */
-LOF_HIDDEN lof_region_t *lof__region_map(size_t size, size_t align, size_t room);
+ * cheapest path the backend has (one mmap with MAP_LOCKONFAULT).  Subject to
+ * the locking policy like a commit.  NULL + ENOMEM on failure. */
+LOF_HIDDEN lof_region_t *lof__region_map(size_t size, size_t align);
 
 /* Grow or shrink a region made by lof__region_map to new_size bytes,
- * without copying.  Growth within r->room commits the next pages in place
- * (the region does not move); beyond it, mremap, which may move the region
- * (read r->base after; the room is given up).  A shrink decommits the tail
- * into the room (or, with no room, unmaps it).  Growth of a locked region
- * that the budget or the kernel refuses fails quietly: 0, or -1 + ENOMEM
- * (region unchanged), and the caller moves the block (lof__region_map
- * applies the policy). */
+ * without copying (mremap; the region may move: read r->base after).
+ * Growth of a locked region that the budget or the kernel refuses fails
+ * quietly: 0, or -1 + ENOMEM (region unchanged), and the caller moves the
+ * block (lof__region_map applies the policy). */
 LOF_HIDDEN int lof__region_remap(lof_region_t *r, size_t new_size);
-
-/* True when lof__region_remap(r, new_size) needs no move (within r's room). */
-static inline bool lof__region_grows_in_place(const lof_region_t *r, size_t new_size) {
-  return new_size <= r->size + r->room;
-}
 
 /* Commit [addr, addr+len) of r: readable, writable, lock-on-fault (or
  * unlocked under the fallback policy).  Pages never committed before, and

@@ -6,7 +6,7 @@
  *
  * The workload (--run SITE K ERRNO STICKY): arms lof__os_inject(SITE, K,
  * ERRNO, STICKY) and then, with two threads beside the main one, allocates
- * (malloc, calloc, realloc, memalign; 16 B to a 1.75 MiB huge block, LOFALLOC_HUGE_THRESHOLD=1M), writes
+ * (malloc, calloc, realloc, memalign; 16 B to a 1.5 MiB huge block, LOFALLOC_HUGE_THRESHOLD=1M), writes
  * a pattern, verifies and frees, purges with lof_purge() (malloc_trim(0)), and forks a
  * child (while the threads run) that verifies the main thread's blocks,
  * allocates, frees and checks the heap.  It checks:
@@ -155,19 +155,16 @@ static void churn(blk_t *t, unsigned round, bool huge) {
     t[i].seed = (unsigned char)(i * 31 + round);
     fill(&t[i]);
   }
-  if (huge) {
-    /* a huge block (1 MiB + 4 KiB, half as much room after it) grown into its
-     * room (mprotect, mlock2), shrunk back into it (madvise, mprotect,
-     * munlock), grown past it (munmap of the room, mremap, which may move
-     * it; refused, a new block and a copy), then freed */
-    static const size_t steps[] = {MiB + 384 * KiB, MiB + 256 * KiB, MiB + 768 * KiB};
+  if (huge) { /* a huge block, grown in place or moved (mremap), then freed */
     blk_t h = {checked(lof_malloc(MiB + 4096)), MiB + 4096, (unsigned char)round};
     if (h.p) {
       fill(&h);
-      for (size_t k = 0; k < sizeof steps / sizeof steps[0]; k++) {
-        errno = 0;
-        unsigned char *q = checked(lof_realloc(h.p, steps[k]));
-        if (q != NULL) h.p = q; /* else the block is untouched */
+      errno = 0;
+      unsigned char *q = checked(lof_realloc(h.p, MiB + 512 * KiB));
+      if (q) {
+        h.p = q;
+        verify(&h);
+      } else {
         verify(&h);
       }
       lof_free(h.p);

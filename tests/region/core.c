@@ -163,7 +163,7 @@ static void test_map_and_remap(void **state) {
   (void)state;
   lof_stats_t s0, s1;
   lof__region_stats_basic(&s0);
-  lof_region_t *r = lof__region_map(8 * MiB, PAGE, 0);
+  lof_region_t *r = lof__region_map(8 * MiB, PAGE);
   assert_non_null(r);
   char *p = (char *)r->base;
   assert_true(smaps_has_flags(p, "lo lf"));
@@ -186,68 +186,6 @@ static void test_map_and_remap(void **state) {
   assert_null(lof__region_find(p + 100));
   lof__region_stats_basic(&s1);
   assert_int_equal(s1.committed, s0.committed);
-  assert_int_equal(s1.locked_range, s0.locked_range);
-}
-
-/* A whole region mapped with room grows into it in place and shrinks back
- * into it: the base never moves, the room is neither locked nor charged,
- * and growth beyond the room falls back to mremap.  Small sizes, so that
- * it runs locked under an 8 MiB RLIMIT_MEMLOCK too. */
-static void test_remap_in_room(void **state) {
-  (void)state;
-  lof_stats_t s0, s1;
-  lof__region_stats_basic(&s0);
-  lof_region_t *r = lof__region_map(2 * MiB, PAGE, 2 * MiB);
-  assert_non_null(r);
-  char *p = (char *)r->base;
-  bool locked = r->whole_locked;
-  smaps_vma_t room;
-  assert_int_equal(smaps_vma_at(p + 2 * MiB, &room), 0); /* reserved right after */
-  assert_false(smaps_flags_have(room.vmflags, "rd"));
-  assert_false(smaps_flags_have(room.vmflags, "lo"));
-  memset(p, 0x5a, 2 * MiB);
-  assert_int_equal(lof__region_remap(r, 3 * MiB), 0);
-  assert_ptr_equal((char *)r->base, p); /* in place */
-  assert_int_equal(r->size, 3 * MiB);
-  if (locked) {
-    assert_true(smaps_has_flags(p + 2 * MiB, "lo lf"));
-    assert_int_equal(locked_in(p, 3 * MiB), 2 * MiB); /* not populated */
-  }
-  assert_int_equal(p[2 * MiB - 1], 0x5a);
-  assert_int_equal(p[3 * MiB - 1], 0);
-  lof__region_stats_basic(&s1);
-  assert_int_equal(s1.committed - s0.committed, 3 * MiB);
-  assert_int_equal(s1.reserved - s0.reserved, 4 * MiB);
-  if (locked) assert_int_equal(s1.locked_range - s0.locked_range, 3 * MiB);
-  /* shrink: the tail goes back to the room (dropped, unlocked, inaccessible) */
-  assert_int_equal(lof__region_remap(r, 1 * MiB), 0);
-  assert_ptr_equal((char *)r->base, p);
-  assert_int_equal(smaps_vma_at(p + 1 * MiB, &room), 0);
-  assert_false(smaps_flags_have(room.vmflags, "rd"));
-  assert_false(smaps_flags_have(room.vmflags, "lo"));
-  lof__region_stats_basic(&s1);
-  assert_int_equal(s1.committed - s0.committed, 1 * MiB);
-  assert_int_equal(s1.reserved - s0.reserved, 4 * MiB);
-  if (locked) assert_int_equal(s1.locked_range - s0.locked_range, 1 * MiB);
-  /* and grows into it again: the dropped pages read as zero */
-  assert_int_equal(lof__region_remap(r, 4 * MiB), 0);
-  assert_ptr_equal((char *)r->base, p);
-  assert_int_equal(p[1 * MiB - 1], 0x5a);
-  assert_int_equal(p[2 * MiB - 1], 0);
-  /* beyond the room: mremap (it may move); the room is given up */
-  assert_int_equal(lof__region_remap(r, 6 * MiB), 0);
-  p = (char *)r->base;
-  assert_int_equal(r->size, 6 * MiB);
-  assert_int_equal(p[1 * MiB - 1], 0x5a);
-  assert_int_equal(p[6 * MiB - 1], 0);
-  lof__region_stats_basic(&s1);
-  assert_int_equal(s1.committed - s0.committed, 6 * MiB);
-  assert_int_equal(s1.reserved - s0.reserved, 6 * MiB);
-  if (locked) assert_int_equal(s1.locked_range - s0.locked_range, 6 * MiB);
-  lof__region_release(r);
-  lof__region_stats_basic(&s1);
-  assert_int_equal(s1.committed, s0.committed);
-  assert_int_equal(s1.reserved, s0.reserved);
   assert_int_equal(s1.locked_range, s0.locked_range);
 }
 
@@ -508,7 +446,7 @@ static int child_mlockall(void *arg) {
   CHILD_CHECK(locked_in(base, 4 * GiB) == 0);
   CHILD_CHECK(lof__region_decommit(r, base, GiB) == 0);
   CHILD_CHECK(smaps_has_flags(base, "lo") == lof__region_locks_whole());
-  lof_region_t *h = lof__region_map(64 * MiB, PAGE, 0);
+  lof_region_t *h = lof__region_map(64 * MiB, PAGE);
   CHILD_CHECK(h != NULL && smaps_has_flags((void *)h->base, "lo lf"));
   CHILD_CHECK(locked_in((void *)h->base, 64 * MiB) == 0);
   return 0;
@@ -682,7 +620,6 @@ int main(void) {
     cmocka_unit_test(test_legacy_purge),
     cmocka_unit_test(test_churn_keeps_vmas_few),
     cmocka_unit_test(test_map_and_remap),
-    cmocka_unit_test(test_remap_in_room),
     cmocka_unit_test(test_bad_arguments),
     cmocka_unit_test(test_64g_reservation_unprivileged),
     cmocka_unit_test(test_policy_strict),
