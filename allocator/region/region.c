@@ -12,6 +12,7 @@
  * never overshoot it.
  */
 #include <errno.h>
+#include <link.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -171,6 +172,51 @@ void lof__region_meta_unlock(void *addr, size_t len) {
   }
   pthread_mutex_unlock(&region_meta_lock_);
   lof__budget_meta_skipped(-(int64_t)len); /* it was one left unlocked */
+}
+
+/* ---- the library's own static data ---- */
+
+#define REGION_IMAGE_LOCK_MAX ((size_t)256 << 10)
+
+typedef struct region_image_find {
+  uintptr_t inside;
+  uintptr_t lo, hi; /* the writable PT_LOAD that holds inside, page-rounded */
+} region_image_find_t;
+
+static int region_image_segment(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size;
+  region_image_find_t *f = arg;
+  for (unsigned i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W)) continue;
+    uintptr_t lo = (uintptr_t)info->dlpi_addr + ph->p_vaddr;
+    uintptr_t hi = lo + ph->p_memsz;
+    if (f->inside < lo || f->inside >= hi) continue;
+    f->lo = lo & ~(uintptr_t)(LOF_PAGE_SIZE - 1);
+    f->hi = LOF_ALIGN_UP(hi, LOF_PAGE_SIZE);
+    return 1;
+  }
+  return 0;
+}
+
+static bool region_image_piece(uintptr_t lo, uintptr_t hi) {
+  if (hi <= lo) return true;
+  if (hi - lo > REGION_IMAGE_LOCK_MAX) return false;
+  lof__region_meta_lock((void *)lo, hi - lo);
+  return true;
+}
+
+bool lof__region_meta_lock_image(const void *inside, const void *skip, size_t skip_len) {
+  region_image_find_t f = {(uintptr_t)inside, 0, 0};
+  if (dl_iterate_phdr(region_image_segment, &f) == 0) return false;
+  uintptr_t s0 = (uintptr_t)skip, s1 = s0 + skip_len;
+  if (s1 <= f.lo || s0 >= f.hi) return region_image_piece(f.lo, f.hi);
+  if (s0 < f.lo) s0 = f.lo;
+  if (s1 > f.hi) s1 = f.hi;
+  if (s0 - f.lo > REGION_IMAGE_LOCK_MAX || f.hi - s1 > REGION_IMAGE_LOCK_MAX) return false;
+  region_image_piece(f.lo, s0);
+  region_image_piece(s1, f.hi);
+  return true;
 }
 
 /* Map metadata, locked on fault (or not, see above).  Under a

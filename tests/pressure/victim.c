@@ -8,13 +8,14 @@
  *     swapped: heap pages whose /proc/self/pagemap entry has bit 62 (in swap)
  *     before re-reading; majflt: major faults (getrusage) taken re-reading
  *     every page; bad: pages whose contents changed; lib_*: pages of
- *     liblofalloc's own writable data (its rw mappings and the .bss after
- *     them), when it is loaded.
+ *     liblofalloc's own writable data (its writable segment: .data and
+ *     .bss), when it is loaded.
  *   victim hog MIB: malloc MIB MiB and write it twice (pushes a memory cgroup
  *     into swap), then exit.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <link.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,28 +36,34 @@ static int page_swapped(uintptr_t addr, int *present) {
   return (int)((e >> 62) & 1);
 }
 
-/* Count pages and swapped pages of liblofalloc's own writable data. */
-static void lib_pages(long *pages, long *swapped) {
-  FILE *f = fopen("/proc/self/maps", "r");
-  char line[512];
-  int after_lib = 0;
-  *pages = *swapped = 0;
-  if (f == NULL) return;
-  while (fgets(line, sizeof line, f)) {
-    uintptr_t lo, hi;
-    char perms[8], path[400] = "";
-    if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %399s", &lo, &hi, perms, path) < 3) continue;
-    int is_lib = strstr(path, "liblofalloc") != NULL;
-    int counted = perms[1] == 'w' && (is_lib || (after_lib && path[0] == '\0'));
-    after_lib = is_lib;
-    if (!counted) continue;
+/* Count pages and swapped pages of liblofalloc's own writable data: its
+ * writable PT_LOAD segment (.data and .bss, the registry included), found
+ * with dl_iterate_phdr, whatever VMAs the kernel has split it into. */
+typedef struct lib_count { long pages, swapped; } lib_count_t;
+
+static int lib_segment_pages(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size;
+  lib_count_t *c = arg;
+  if (info->dlpi_name == NULL || strstr(info->dlpi_name, "liblofalloc") == NULL) return 0;
+  for (unsigned i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W)) continue;
+    uintptr_t lo = ((uintptr_t)info->dlpi_addr + ph->p_vaddr) & ~(uintptr_t)(PAGE - 1);
+    uintptr_t hi = (uintptr_t)info->dlpi_addr + ph->p_vaddr + ph->p_memsz;
     for (uintptr_t a = lo; a < hi; a += PAGE) {
       int present;
-      (*pages)++;
-      if (page_swapped(a, &present) == 1) (*swapped)++;
+      c->pages++;
+      if (page_swapped(a, &present) == 1) c->swapped++;
     }
   }
-  fclose(f);
+  return 1;
+}
+
+static void lib_pages(long *pages, long *swapped) {
+  lib_count_t c = {0, 0};
+  dl_iterate_phdr(lib_segment_pages, &c);
+  *pages = c.pages;
+  *swapped = c.swapped;
 }
 
 static unsigned char pattern(uintptr_t page_index) { return (unsigned char)(page_index * 37 + 11); }
