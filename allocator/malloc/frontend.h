@@ -381,6 +381,14 @@ LOF_HIDDEN void lof__arenas_prefork(void);
 LOF_HIDDEN void lof__arenas_postfork(bool child);
 
 /* ---- thread heaps (heap.c) ----------------------------------------------- */
+/* Blocks this thread freed into one span of another heap, not yet pushed
+ * onto its xfree: linked, cookies set, still counted in the span's used. */
+typedef struct lof_remote_batch {
+  lof_span_t *span;                /* NULL: empty */
+  lof_block_t *head, *tail;
+  uint32_t count;
+} lof_remote_batch_t;
+
 typedef struct lof_heap {
   lof_span_t *cur[LOF_NCLASSES];   /* span malloc pops from, per class (never NULL) */
   lof_span_t *spans[LOF_NCLASSES]; /* owned spans with (maybe) free blocks, cur first */
@@ -396,18 +404,22 @@ typedef struct lof_heap {
                                          * into other heaps' spans (-1 each) or collected from
                                          * its own spans' xfree (+1 each): a span's used counts
                                          * a remotely freed block until its owner collects it */
-  lof_span_t *rspan;               /* another heap's span whose blocks this thread freed and holds
-                                    * back (NULL: none); pushed onto its xfree in one CAS */
-  lof_block_t *rhead, *rtail;      /* ... those blocks, linked, cookies set */
-  uint32_t rcount;                 /* ... and how many (<= LOF_REMOTE_BATCH) */
+  lof_remote_batch_t remote[LOF_NCLASSES]; /* per class: blocks of one span of another heap
+                                    * that this thread freed and holds back */
+  uint64_t remote_pending;         /* bit c: remote[c] holds blocks */
   struct lof_heap *next;           /* registry of live heaps / free pool */
   struct lof_heap *prev;
 } lof_heap_t;
 
-/* A thread's frees into one span of another heap are held back and pushed
- * together (heap.c); flushed at this many, when the next remote free is for
- * another span, at the thread's malloc slow path, lof_purge and exit. */
+/* A thread's frees into another heap's spans are held back, one batch per
+ * size class, and each batch is pushed in one CAS (heap.c): when it holds
+ * LOF_REMOTE_BATCH blocks or LOF_REMOTE_BATCH_BYTES, when the next remote
+ * free of its class is for another span, and (every batch) at the thread's
+ * malloc slow path, lof_purge and exit.  So a thread holds back at most
+ * 32 blocks of each class and 4 KiB of each class above 128 B. */
 #define LOF_REMOTE_BATCH 32
+#define LOF_REMOTE_BATCH_BYTES 4096
+_Static_assert(LOF_NCLASSES <= 64, "remote_pending has a bit per class");
 #define LOF_HEAP_EMPTY_ID UINT32_MAX
 LOF_HIDDEN extern lof_heap_t lof__heap_empty;
 LOF_HIDDEN extern lof_span_t lof__span_empty;

@@ -409,6 +409,85 @@ static void test_remote_batch_flushed_at_exit(void **state) {
   assert_fresh_thread_returns_1(batch_thread);
 }
 
+/* A thread that frees another thread's blocks of two classes, interleaved,
+ * holds them back in a batch per class: while it lives and neither batch
+ * is full, none of them reaches the owner, whose mallocs carve fresh
+ * blocks instead (one batch for all classes would push at every switch of
+ * class, and the owner's slow path would collect them).  When the freeing
+ * thread exits, its batches are pushed and the owner gets them all back. */
+enum { PN = 24 }; /* below LOF_REMOTE_BATCH blocks and, at 96 B, its 4 KiB */
+static void *pblocks[2][PN];
+static pthread_mutex_t pmutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pcond = PTHREAD_COND_INITIALIZER;
+static int pstage; /* 1: frees done; 2: the freeing thread may exit */
+
+static void *free_interleaved(void *arg) {
+  (void)arg;
+  for (int i = 0; i < PN; i++) {
+    lof_free(pblocks[0][i]);
+    lof_free(pblocks[1][i]);
+  }
+  pthread_mutex_lock(&pmutex);
+  pstage = 1;
+  pthread_cond_broadcast(&pcond);
+  while (pstage != 2) pthread_cond_wait(&pcond, &pmutex);
+  pthread_mutex_unlock(&pmutex);
+  return NULL;
+}
+
+static size_t count_returned(void *const *got, size_t n, unsigned cls) {
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    for (int j = 0; j < PN; j++)
+      if (got[i] == pblocks[cls][j]) k++;
+  return k;
+}
+
+static void *batch_per_class_thread(void *arg) {
+  (void)arg;
+  enum { M = 256, L = 2 * M + 64 };
+  static void *got[2 * M], *late_got[2 * L];
+  for (int i = 0; i < PN; i++) {
+    pblocks[0][i] = lof_malloc(80);
+    pblocks[1][i] = lof_malloc(96);
+  }
+  pstage = 0;
+  pthread_t t;
+  if (pthread_create(&t, NULL, free_interleaved, NULL) != 0) return (void *)2;
+  pthread_mutex_lock(&pmutex);
+  while (pstage != 1) pthread_cond_wait(&pcond, &pmutex);
+  pthread_mutex_unlock(&pmutex);
+  /* held back: M mallocs of each class get none of them */
+  for (int i = 0; i < M; i++) {
+    got[i] = lof_malloc(80);
+    got[M + i] = lof_malloc(96);
+  }
+  size_t early = count_returned(got, M, 0) + count_returned(got + M, M, 1);
+  for (int i = 0; i < 2 * M; i++) lof_free(got[i]);
+  pthread_mutex_lock(&pmutex);
+  pstage = 2;
+  pthread_cond_broadcast(&pcond);
+  pthread_mutex_unlock(&pmutex);
+  pthread_join(t, NULL);
+  if (lof_check() != 0) return (void *)3;
+  /* pushed at the thread's exit: the owner gets every one back, after the
+   * M it freed itself and the rest of the page it carved */
+  for (int i = 0; i < L; i++) {
+    late_got[i] = lof_malloc(80);
+    late_got[L + i] = lof_malloc(96);
+  }
+  size_t late = count_returned(late_got, L, 0) + count_returned(late_got + L, L, 1);
+  for (int i = 0; i < 2 * L; i++) lof_free(late_got[i]);
+  if (lof_check() != 0) return (void *)4;
+  if (early != 0) return (void *)5;
+  return late == 2 * PN ? (void *)1 : (void *)6;
+}
+
+static void test_remote_batch_per_class(void **state) {
+  (void)state;
+  assert_fresh_thread_returns_1(batch_per_class_thread);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_large_lowest_address_first), /* first: wants a fresh arena */
@@ -427,6 +506,7 @@ int main(void) {
     cmocka_unit_test(test_stats_follow),
     cmocka_unit_test(test_reclaim_on_free),
     cmocka_unit_test(test_remote_batch_flushed_at_exit),
+    cmocka_unit_test(test_remote_batch_per_class),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
