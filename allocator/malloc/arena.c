@@ -73,8 +73,8 @@ LOF_HIDDEN void lof__arenas_init(void) {
   /* The arenas are bookkeeping every allocation reads: locked on fault,
    * with the rest of the library's static data (the option table, the
    * empty heap, the counters; not the registry, which segment.c locks a
-   * page at a time as the heap spreads), or alone where that data is too
-   * large to lock (the library linked into a program with big tables). */
+   * page at a time as the heap spreads), or alone where the library is
+   * linked into the program (whose data is not the library's to lock). */
   if (!lof__region_meta_lock_image(lof__arenas, lof__registry, sizeof lof__registry))
     lof__region_meta_lock(lof__arenas, LOF_ALIGN_UP(sizeof lof__arenas, LOF_PAGE_SIZE));
 }

@@ -174,15 +174,40 @@ void lof__region_meta_unlock(void *addr, size_t len) {
   lof__budget_meta_skipped(-(int64_t)len); /* it was one left unlocked */
 }
 
-/* ---- the library's own static data ---- */
+/* Map metadata, locked on fault (or not, see above).  Under a
+ * RLIMIT_MEMLOCK, tables larger than REGION_META_LOCK_MAX (the bitmaps of
+ * reservations above 1 GiB: sparse, touched only where pages are committed,
+ * never by malloc's fast paths) stay unlocked, since the kernel would charge
+ * their whole range against the heap's room. */
+#define REGION_META_LOCK_MAX ((size_t)64 << 10)
+/* false: left unlocked for its size (counted in stats.meta_unlocked). */
+static bool region_meta_lock_bounded(void *p, size_t len) {
+  if (len <= REGION_META_LOCK_MAX || lof__os_have_ipc_lock() ||
+      lof__os_memlock_limit() == UINT64_MAX) {
+    lof__region_meta_lock(p, len);
+    return true;
+  }
+  lof__budget_meta_skipped((int64_t)len);
+  return false;
+}
 
-#define REGION_IMAGE_LOCK_MAX ((size_t)256 << 10)
+static void *region_meta_map(size_t len) {
+  void *p = lof__os_map_meta(len);
+  if (p == NULL) return NULL;
+  region_meta_lock_bounded(p, len);
+  return p;
+}
+
+/* ---- the library's own static data ---- */
 
 typedef struct region_image_find {
   uintptr_t inside;
   uintptr_t lo, hi; /* the writable PT_LOAD that holds inside, page-rounded */
 } region_image_find_t;
 
+/* dl_iterate_phdr: 1 when info is a shared object whose writable segment
+ * holds f->inside (found), -1 when that object is the program itself (the
+ * library linked in: the segment holds the program's data too). */
 static int region_image_segment(struct dl_phdr_info *info, size_t size, void *arg) {
   (void)size;
   region_image_find_t *f = arg;
@@ -192,6 +217,7 @@ static int region_image_segment(struct dl_phdr_info *info, size_t size, void *ar
     uintptr_t lo = (uintptr_t)info->dlpi_addr + ph->p_vaddr;
     uintptr_t hi = lo + ph->p_memsz;
     if (f->inside < lo || f->inside >= hi) continue;
+    if (info->dlpi_name == NULL || info->dlpi_name[0] == '\0') return -1;
     f->lo = lo & ~(uintptr_t)(LOF_PAGE_SIZE - 1);
     f->hi = LOF_ALIGN_UP(hi, LOF_PAGE_SIZE);
     return 1;
@@ -199,40 +225,16 @@ static int region_image_segment(struct dl_phdr_info *info, size_t size, void *ar
   return 0;
 }
 
-static bool region_image_piece(uintptr_t lo, uintptr_t hi) {
-  if (hi <= lo) return true;
-  if (hi - lo > REGION_IMAGE_LOCK_MAX) return false;
-  lof__region_meta_lock((void *)lo, hi - lo);
-  return true;
-}
-
 bool lof__region_meta_lock_image(const void *inside, const void *skip, size_t skip_len) {
   region_image_find_t f = {(uintptr_t)inside, 0, 0};
-  if (dl_iterate_phdr(region_image_segment, &f) == 0) return false;
+  if (dl_iterate_phdr(region_image_segment, &f) != 1) return false;
   uintptr_t s0 = (uintptr_t)skip, s1 = s0 + skip_len;
-  if (s1 <= f.lo || s0 >= f.hi) return region_image_piece(f.lo, f.hi);
   if (s0 < f.lo) s0 = f.lo;
   if (s1 > f.hi) s1 = f.hi;
-  if (s0 - f.lo > REGION_IMAGE_LOCK_MAX || f.hi - s1 > REGION_IMAGE_LOCK_MAX) return false;
-  region_image_piece(f.lo, s0);
-  region_image_piece(s1, f.hi);
-  return true;
-}
-
-/* Map metadata, locked on fault (or not, see above).  Under a
- * RLIMIT_MEMLOCK, tables larger than REGION_META_LOCK_MAX (the bitmaps of
- * reservations above 1 GiB: sparse, touched only where pages are committed,
- * never by malloc's fast paths) stay unlocked, since the kernel would charge
- * their whole range against the heap's room. */
-#define REGION_META_LOCK_MAX ((size_t)64 << 10)
-static void *region_meta_map(size_t len) {
-  void *p = lof__os_map_meta(len);
-  if (p == NULL) return NULL;
-  if (len <= REGION_META_LOCK_MAX || lof__os_have_ipc_lock() ||
-      lof__os_memlock_limit() == UINT64_MAX)
-    lof__region_meta_lock(p, len);
-  else lof__budget_meta_skipped((int64_t)len);
-  return p;
+  if (s1 <= s0) s0 = s1 = f.hi; /* skip lies outside: lock it whole */
+  bool below = s0 > f.lo && region_meta_lock_bounded((void *)f.lo, s0 - f.lo);
+  bool above = f.hi > s1 && region_meta_lock_bounded((void *)s1, f.hi - s1);
+  return f.inside < s0 ? below : above;
 }
 
 static void region_meta_release(void *p, size_t len) {
