@@ -4,15 +4,15 @@
  * bitmaps (the bit operations in pagebits.h), commit/purge/decommit/release, the global region list, the
  * library's own locked metadata, and fork re-locking.  The locking budget
  * and the policy applied to every refused lock are in budget.c; ranges a
- * frontend maps itself in external.c; the statistics in region_stats.c
- * (which read this file's counters and region list, region_int.h).
+ * frontend maps itself in external.c; the library's own static data in
+ * image.c; the statistics in region_stats.c (which read this file's
+ * counters and region list, region_int.h).
  *
  * Counters are atomics updated after the system call succeeded; the budget
  * is charged before the call and refunded on failure, so concurrent commits
  * never overshoot it.
  */
 #include <errno.h>
-#include <link.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -180,8 +180,8 @@ void lof__region_meta_unlock(void *addr, size_t len) {
  * never by malloc's fast paths) stay unlocked, since the kernel would charge
  * their whole range against the heap's room. */
 #define REGION_META_LOCK_MAX ((size_t)64 << 10)
-/* false: left unlocked for its size (counted in stats.meta_unlocked). */
-static bool region_meta_lock_bounded(void *p, size_t len) {
+/* region_int.h */
+bool lof__region_meta_lock_bounded(void *p, size_t len) {
   if (len <= REGION_META_LOCK_MAX || lof__os_have_ipc_lock() ||
       lof__os_memlock_limit() == UINT64_MAX) {
     lof__region_meta_lock(p, len);
@@ -194,47 +194,8 @@ static bool region_meta_lock_bounded(void *p, size_t len) {
 static void *region_meta_map(size_t len) {
   void *p = lof__os_map_meta(len);
   if (p == NULL) return NULL;
-  region_meta_lock_bounded(p, len);
+  lof__region_meta_lock_bounded(p, len);
   return p;
-}
-
-/* ---- the library's own static data ---- */
-
-typedef struct region_image_find {
-  uintptr_t inside;
-  uintptr_t lo, hi; /* the writable PT_LOAD that holds inside, page-rounded */
-} region_image_find_t;
-
-/* dl_iterate_phdr: 1 when info is a shared object whose writable segment
- * holds f->inside (found), -1 when that object is the program itself (the
- * library linked in: the segment holds the program's data too). */
-static int region_image_segment(struct dl_phdr_info *info, size_t size, void *arg) {
-  (void)size;
-  region_image_find_t *f = arg;
-  for (unsigned i = 0; i < info->dlpi_phnum; i++) {
-    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-    if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W)) continue;
-    uintptr_t lo = (uintptr_t)info->dlpi_addr + ph->p_vaddr;
-    uintptr_t hi = lo + ph->p_memsz;
-    if (f->inside < lo || f->inside >= hi) continue;
-    if (info->dlpi_name == NULL || info->dlpi_name[0] == '\0') return -1;
-    f->lo = lo & ~(uintptr_t)(LOF_PAGE_SIZE - 1);
-    f->hi = LOF_ALIGN_UP(hi, LOF_PAGE_SIZE);
-    return 1;
-  }
-  return 0;
-}
-
-bool lof__region_meta_lock_image(const void *inside, const void *skip, size_t skip_len) {
-  region_image_find_t f = {(uintptr_t)inside, 0, 0};
-  if (dl_iterate_phdr(region_image_segment, &f) != 1) return false;
-  uintptr_t s0 = (uintptr_t)skip, s1 = s0 + skip_len;
-  if (s0 < f.lo) s0 = f.lo;
-  if (s1 > f.hi) s1 = f.hi;
-  if (s1 <= s0) s0 = s1 = f.hi; /* skip lies outside: lock it whole */
-  bool below = s0 > f.lo && region_meta_lock_bounded((void *)f.lo, s0 - f.lo);
-  bool above = f.hi > s1 && region_meta_lock_bounded((void *)s1, f.hi - s1);
-  return f.inside < s0 ? below : above;
 }
 
 static void region_meta_release(void *p, size_t len) {

@@ -1,0 +1,48 @@
+/*
+ * image.c -- the library's own static data: finds the writable segment of
+ * the shared object liblofalloc is (dl_iterate_phdr) and locks it on fault
+ * as metadata, around a table the caller locks a page at a time
+ * (lof__region_meta_lock_image, contract in region.h).
+ */
+#include <link.h>
+#include <stdint.h>
+
+#include "region.h"
+#include "region_int.h"
+
+typedef struct region_image_find {
+  uintptr_t inside;
+  uintptr_t lo, hi; /* the writable PT_LOAD that holds inside, page-rounded */
+} region_image_find_t;
+
+/* dl_iterate_phdr: 1 when info is a shared object whose writable segment
+ * holds f->inside (found), -1 when that object is the program itself (the
+ * library linked in: the segment holds the program's data too). */
+static int region_image_segment(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size;
+  region_image_find_t *f = arg;
+  for (unsigned i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W)) continue;
+    uintptr_t lo = (uintptr_t)info->dlpi_addr + ph->p_vaddr;
+    uintptr_t hi = lo + ph->p_memsz;
+    if (f->inside < lo || f->inside >= hi) continue;
+    if (info->dlpi_name == NULL || info->dlpi_name[0] == '\0') return -1;
+    f->lo = lo & ~(uintptr_t)(LOF_PAGE_SIZE - 1);
+    f->hi = LOF_ALIGN_UP(hi, LOF_PAGE_SIZE);
+    return 1;
+  }
+  return 0;
+}
+
+bool lof__region_meta_lock_image(const void *inside, const void *skip, size_t skip_len) {
+  region_image_find_t f = {(uintptr_t)inside, 0, 0};
+  if (dl_iterate_phdr(region_image_segment, &f) != 1) return false;
+  uintptr_t s0 = (uintptr_t)skip, s1 = s0 + skip_len;
+  if (s0 < f.lo) s0 = f.lo;
+  if (s1 > f.hi) s1 = f.hi;
+  if (s1 <= s0) s0 = s1 = f.hi; /* skip lies outside: lock it whole */
+  bool below = s0 > f.lo && lof__region_meta_lock_bounded((void *)f.lo, s0 - f.lo);
+  bool above = f.hi > s1 && lof__region_meta_lock_bounded((void *)s1, f.hi - s1);
+  return f.inside < s0 ? below : above;
+}
