@@ -71,6 +71,23 @@ static inline void *alloc_small(size_t size) {
   return lof__heap_alloc_slow(c, h);
 }
 
+/* alloc_small for size <= LOF_DIRECT_MAX: the span straight from the size,
+ * without the class lookup (which only a miss needs). */
+static inline void *alloc_direct(size_t size) {
+  lof_heap_t *h = lof__heap_tls;
+  size_t i = (size + 15) >> 4;
+  lof_span_t *s = h->direct[i];
+  lof_block_t *b = s->free;
+  if (LOF_LIKELY(b != NULL)) {
+    lof__debug_free_block(s, b);
+    s->free = b->next;
+    b->cookie = 0;
+    lof__span_used_inc(s);
+    return b;
+  }
+  return lof__heap_alloc_slow(lof__class_lut[i], h);
+}
+
 static LOF_NOINLINE void *malloc_big(size_t size) {
   bool zero;
   return alloc_big(size, 0, false, &zero);
@@ -81,19 +98,22 @@ LOF_HIDDEN unsigned lof__perturb;      /* mallopt(M_PERTURB): 0x100 | byte, or 0
 /* The fast paths' bounds, which M_PERTURB sets to 0 so that both fast paths
  * fail their first compare and reach the code that perturbs, instead of
  * testing lof__perturb on every call (3 instructions each): malloc's fast
- * path takes sizes below lof__small_end (LOF_SMALL_MAX + 1, else 0), free's
+ * paths take sizes below lof__direct_end (LOF_DIRECT_MAX + 1, else 0) and
+ * then below lof__small_end (LOF_SMALL_MAX + 1, else 0), free's
  * takes pointers whose registry index is below lof__registry_end
- * (LOF_REGISTRY_BITS, else 0).  The fast paths read them plainly (as they
+ * (LOF_REGISTRY_UNITS, else 0).  The fast paths read them plainly (as they
  * read lof__perturb before), so that the compare takes its operand from
  * memory; mallopt stores them atomically, and a call racing with it may
  * still take the fast path once, as it could before. */
+static size_t lof__direct_end = LOF_DIRECT_MAX + 1;
 static size_t lof__small_end = LOF_SMALL_MAX + 1;
-static uintptr_t lof__registry_end = LOF_REGISTRY_BITS;
+static uintptr_t lof__registry_end = LOF_REGISTRY_UNITS;
 
 static void perturb_set(unsigned pb) {
   __atomic_store_n(&lof__perturb, pb, __ATOMIC_RELAXED);
+  __atomic_store_n(&lof__direct_end, pb ? 0 : LOF_DIRECT_MAX + 1, __ATOMIC_RELAXED);
   __atomic_store_n(&lof__small_end, pb ? 0 : LOF_SMALL_MAX + 1, __ATOMIC_RELAXED);
-  __atomic_store_n(&lof__registry_end, pb ? 0 : LOF_REGISTRY_BITS, __ATOMIC_RELAXED);
+  __atomic_store_n(&lof__registry_end, pb ? 0 : LOF_REGISTRY_UNITS, __ATOMIC_RELAXED);
 }
 
 /* lof_malloc of a size its fast path did not take: large or huge, or any
@@ -106,6 +126,7 @@ static LOF_NOINLINE void *malloc_other(size_t size) {
 }
 
 LOF_EXPORT void *lof_malloc(size_t size) {
+  if (LOF_LIKELY(size < lof__direct_end)) return alloc_direct(size);
   if (LOF_LIKELY(size < lof__small_end)) return alloc_small(size);
   return malloc_other(size); /* a tail call: the fast path needs no frame */
 }
@@ -213,7 +234,7 @@ static LOF_NOINLINE void free_perturb(void *p) {
   if (n > sizeof(lof_block_t)) memset((char *)p + sizeof(lof_block_t), (int)(pb & 0xff), n - sizeof(lof_block_t));
 }
 
-/* The free of p; registry_end is LOF_REGISTRY_BITS, or lof__registry_end
+/* The free of p; registry_end is LOF_REGISTRY_UNITS, or lof__registry_end
  * on the fast path (0 while M_PERTURB is set: every pointer fails it). */
 static inline __attribute__((always_inline)) void free_block(void *p, uintptr_t registry_end);
 
@@ -222,7 +243,7 @@ static inline __attribute__((always_inline)) void free_block(void *p, uintptr_t 
 static LOF_NOINLINE void free_other(void *p) {
   if (LOF_UNLIKELY(__atomic_load_n(&lof__perturb, __ATOMIC_RELAXED))) {
     free_perturb(p);
-    free_block(p, LOF_REGISTRY_BITS);
+    free_block(p, LOF_REGISTRY_UNITS);
     return;
   }
   free_slow(p);
@@ -236,11 +257,10 @@ static inline __attribute__((always_inline)) void free_block(void *p, uintptr_t 
   lof_segment_t *seg = lof__segment_of(p);
   /* The registry test (lof__registry_test, with its bound from the caller).
    * NULL takes this branch too: a segment is 4 MiB-aligned and never sits
-   * at address 0, so the registry bit of unit 0 is never set. */
+   * at address 0, so the registry byte of unit 0 is never set. */
   uintptr_t unit = (uintptr_t)p >> LOF_SEG_SHIFT;
   if (LOF_UNLIKELY(unit >= registry_end ||
-                   !((atomic_load_explicit(&lof__registry[unit / 64], memory_order_relaxed) >>
-                      (unit % 64)) & 1))) {
+                   lof__registry[unit] == 0)) {
     free_other(p);
     return;
   }

@@ -15,8 +15,8 @@
  *
  * Invariants:
  *  - Every small or large block lies in a 4 MiB segment whose base holds a
- *    lof_segment_t header, and that unit is set in the registry bitmap
- *    (segment.c).  free() masks the pointer, tests the bit, and only then
+ *    lof_segment_t header, and that unit is set in the registry
+ *    (segment.c).  free() masks the pointer, tests the byte, and only then
  *    reads the header.  A pointer in no segment is looked up among the huge
  *    blocks (huge.c, a hash table); one found nowhere is reported, never
  *    followed.
@@ -277,12 +277,19 @@ static inline unsigned lof__size_class(size_t size) {
 }
 
 /* ---- registry and segments (segment.c) ----------------------------------- */
-#define LOF_REGISTRY_BITS ((size_t)1 << (47 - LOF_SEG_SHIFT))
-LOF_HIDDEN extern _Atomic(uint64_t) lof__registry[LOF_REGISTRY_BITS / 64];
+/* One byte per 4 MiB unit of the 47-bit user address space (segment.c).
+ * A byte, not a bit, so that free's test is one compare with memory; and
+ * each unit its own byte, so that it needs no atomic load: the byte is
+ * stored (__atomic_store_n, release) before any pointer into the unit is
+ * handed out and cleared after the last one is freed, so a free of a
+ * pointer the program was given is ordered after the store that set it,
+ * by whatever handed the pointer over. */
+#define LOF_REGISTRY_UNITS ((size_t)1 << (47 - LOF_SEG_SHIFT))
+LOF_HIDDEN extern uint8_t lof__registry[LOF_REGISTRY_UNITS];
 static inline bool lof__registry_test(const void *unit) {
   uintptr_t i = (uintptr_t)unit >> LOF_SEG_SHIFT;
-  if (LOF_UNLIKELY(i >= LOF_REGISTRY_BITS)) return false;
-  return (atomic_load_explicit(&lof__registry[i / 64], memory_order_relaxed) >> (i % 64)) & 1;
+  if (LOF_UNLIKELY(i >= LOF_REGISTRY_UNITS)) return false;
+  return lof__registry[i] != 0;
 }
 LOF_HIDDEN void lof__registry_set(const void *unit, bool on);
 /* A segment for arena: one of the pinned pool if any, else a fresh NORMAL
@@ -386,10 +393,20 @@ LOF_HIDDEN void lof__arenas_postfork(bool child);
 typedef struct lof_remote_batch {
   lof_span_t *span;                /* NULL: empty */
   lof_block_t *head, *tail;
-  uint32_t count;
+  uint32_t room;                   /* blocks it may take before it is pushed (>= 1) */
 } lof_remote_batch_t;
 
+/* Sizes up to LOF_DIRECT_MAX have the span malloc pops from at hand per
+ * 16-byte step of size, not per class: lof_malloc's fast path then needs
+ * no class lookup (two instructions and a dependent load fewer).  Up to
+ * 1024 B a class spans at most 8 steps, so keeping the steps equal to
+ * cur[] is cheap (heap.c: heap_cur_set); above it, a class spans up to 64. */
+#define LOF_DIRECT_MAX 1024
+#define LOF_DIRECT_N (LOF_DIRECT_MAX / 16 + 1) /* index (size + 15) / 16 */
+#define LOF_DIRECT_CLASSES 20                  /* classes 0..19 are 16..1024 B */
+
 typedef struct lof_heap {
+  lof_span_t *direct[LOF_DIRECT_N]; /* cur[lof__class_lut[i]], for malloc's fast path */
   lof_span_t *cur[LOF_NCLASSES];   /* span malloc pops from, per class (never NULL) */
   lof_span_t *spans[LOF_NCLASSES]; /* owned spans with (maybe) free blocks, cur first */
   lof_span_t *spans_tail[LOF_NCLASSES]; /* ... and the last */

@@ -45,6 +45,7 @@
 
 LOF_HIDDEN lof_span_t lof__span_empty = { .state = LOF_SPAN_SMALL };
 LOF_HIDDEN lof_heap_t lof__heap_empty = {
+  .direct = { [0 ... LOF_DIRECT_N - 1] = &lof__span_empty },
   .cur = { [0 ... LOF_NCLASSES - 1] = &lof__span_empty },
   .id = LOF_HEAP_EMPTY_ID,
 };
@@ -56,6 +57,18 @@ LOF_HIDDEN __thread uint32_t lof__heap_id_tls
 static _Atomic(int) malloc_ready;
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_key_t heap_key;
+
+_Static_assert(LOF_DIRECT_N == LOF_DIRECT_MAX / 16 + 1 && LOF_DIRECT_MAX <= LOF_SMALL_MAX,
+               "direct[] covers the lut's first entries");
+
+/* The span malloc pops class cls from: cur[cls], and the direct[] steps of
+ * the class (those i <= LOF_DIRECT_N - 1 with lof__class_lut[i] == cls). */
+static void heap_cur_set(lof_heap_t *h, unsigned cls, lof_span_t *s) {
+  h->cur[cls] = s;
+  if (cls >= LOF_DIRECT_CLASSES) return;
+  size_t i = cls == 0 ? 0 : lof__class_size[cls - 1] / 16 + 1;
+  for (; i <= lof__class_size[cls] / 16; i++) h->direct[i] = s;
+}
 
 /* Heaps: live ones on a list (for stats), dead ones on a free pool. */
 static pthread_mutex_t heaps_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -123,7 +136,7 @@ static lof_heap_t *heap_new(void) {
   }
   if (h != NULL) {
     memset(h, 0, sizeof(*h));
-    for (unsigned c = 0; c < LOF_NCLASSES; c++) h->cur[c] = &lof__span_empty;
+    for (unsigned c = 0; c < LOF_NCLASSES; c++) heap_cur_set(h, c, &lof__span_empty);
     h->id = heaps_next_id++;
     if (heaps_next_id == LOF_HEAP_EMPTY_ID) heaps_next_id = 1;
     unsigned na = lof__narenas, lim = __atomic_load_n(&lof__arenas_max, __ATOMIC_RELAXED);
@@ -337,7 +350,7 @@ LOF_HIDDEN void *lof__heap_alloc_slow(size_t cls, lof_heap_t *h) {
     if (span_has_free(h, s)) return span_pop(s);
     span_to_full(h, s);
     /* cur always names a span on spans[] (or the empty one) */
-    h->cur[cls] = &lof__span_empty;
+    heap_cur_set(h, cls, &lof__span_empty);
   }
   /* Another owned span with free blocks. */
   while ((s = h->spans[cls]) != NULL) {
@@ -363,7 +376,7 @@ LOF_HIDDEN void *lof__heap_alloc_slow(size_t cls, lof_heap_t *h) {
     s = span_adopt(h, cls);
     if (s == NULL) s = span_fresh(h, cls);
     if (s == NULL) {
-      h->cur[cls] = &lof__span_empty;
+      heap_cur_set(h, cls, &lof__span_empty);
       errno = ENOMEM;
       return NULL;
     }
@@ -383,7 +396,7 @@ LOF_HIDDEN void *lof__heap_alloc_slow(size_t cls, lof_heap_t *h) {
   }
   h->fresh[cls] = s->capacity < s->reserved ? s : NULL;
 use:
-  h->cur[cls] = s;
+  heap_cur_set(h, cls, s);
   return span_pop(s);
 }
 
@@ -436,7 +449,6 @@ static void remote_push(lof_heap_t *h, lof_remote_batch_t *q, unsigned cls) {
                                                   memory_order_release, memory_order_relaxed));
   q->span = NULL;
   q->head = q->tail = NULL;
-  q->count = 0;
   h->remote_pending &= ~((uint64_t)1 << cls);
 }
 
@@ -461,26 +473,20 @@ LOF_HIDDEN void lof__heap_remote_free(lof_heap_t *h, lof_span_t *s, lof_block_t 
   b->cookie = lof__block_cookie(s);
   unsigned cls = s->cls;
   lof_remote_batch_t *q = &h->remote[cls];
-  if (LOF_LIKELY(q->span == s)) {
-    b->next = q->head;
-    q->head = b;
-    q->count++;
-    if (q->count >= LOF_REMOTE_BATCH || q->count * s->block_size >= LOF_REMOTE_BATCH_BYTES)
-      remote_push(h, q, cls);
-    return;
-  }
-  if (q->span != NULL) remote_push(h, q, cls);
-  b->next = NULL;
-  if (s->block_size >= LOF_REMOTE_BATCH_BYTES) { /* nothing to batch: push it now */
+  if (LOF_UNLIKELY(q->span != s)) { /* a new batch: b will be its tail */
+    if (q->span != NULL) remote_push(h, q, cls);
     q->span = s;
-    q->head = q->tail = b;
-    remote_push(h, q, cls);
-    return;
+    q->head = NULL;
+    q->tail = b;
+    /* LOF_REMOTE_BATCH blocks, or as many as reach LOF_REMOTE_BATCH_BYTES
+     * (1 from 4 KiB up: pushed at once) */
+    uint32_t by_bytes = (LOF_REMOTE_BATCH_BYTES + s->block_size - 1) / s->block_size;
+    q->room = by_bytes < LOF_REMOTE_BATCH ? by_bytes : LOF_REMOTE_BATCH;
+    h->remote_pending |= (uint64_t)1 << cls;
   }
-  q->span = s;
-  q->head = q->tail = b;
-  q->count = 1;
-  h->remote_pending |= (uint64_t)1 << cls;
+  b->next = q->head;
+  q->head = b;
+  if (--q->room == 0) remote_push(h, q, cls);
 }
 
 /* Reclaim on free: the first free into an abandoned span adopts it, so a
@@ -527,7 +533,7 @@ LOF_HIDDEN size_t lof__heap_collect(lof_heap_t *h) {
       next = s->next;
       span_collect(h, s);
       if (lof__span_used(s) == 0) {
-        if (h->cur[c] == s) h->cur[c] = &lof__span_empty;
+        if (h->cur[c] == s) heap_cur_set(h, c, &lof__span_empty);
         if (h->fresh[c] == s) h->fresh[c] = NULL;
         spans_remove(h, s);
         span_release(s);
@@ -598,7 +604,7 @@ static void heap_thread_exit(void *arg) {
     h->spans_tail[c] = NULL;
     h->fulls_tail[c] = NULL;
     h->fresh[c] = NULL;
-    h->cur[c] = &lof__span_empty;
+    heap_cur_set(h, c, &lof__span_empty);
   }
   int64_t a = atomic_load_explicit(&h->allocated, memory_order_relaxed);
   int64_t n = atomic_load_explicit(&h->count, memory_order_relaxed);
@@ -709,5 +715,10 @@ LOF_HIDDEN int lof__heap_check(lof_heap_t *h) {
       return -1;
     }
   }
+  for (size_t i = 0; i < LOF_DIRECT_N; i++)
+    if (h->direct[i] != h->cur[lof__class_lut[i]]) {
+      lof__message("check: heap %u: malloc's span for %zu B is not its class's", h->id, i * 16);
+      return -1;
+    }
   return 0;
 }

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -262,6 +263,57 @@ static void test_emptied_span_kept_for_its_class(void **state) {
   assert_fresh_thread_returns_1(park_thread);
 }
 
+/* malloc finds the span of a size up to 1024 B through a table per
+ * 16-byte step of size, kept equal to the class's current span wherever
+ * that changes (heap.c: heap_cur_set); lof_check compares the two.  Each
+ * size gets its class's block (sizeclass.c: steps of 16 to 128, then four
+ * per power of two), before and after lof_purge has released every span
+ * (and so reset every class's current span), and after a span switch. */
+static size_t expected_class(size_t n) {
+  if (n <= 128) return n == 0 ? 16 : (n + 15) & ~(size_t)15;
+  size_t pow = 128;
+  while (pow * 2 < n) pow *= 2;
+  size_t step = pow / 4;
+  return (n + step - 1) / step * step;
+}
+
+enum { DIRECT_TOP = 1100 };
+static void *direct_thread(void *arg) {
+  static void *b[DIRECT_TOP + 1];
+  (void)arg;
+  for (int round = 0; round < 2; round++) {
+    for (size_t n = 0; n <= DIRECT_TOP; n++) {
+      if ((b[n] = lof_malloc(n)) == NULL) return NULL;
+      if (lof_malloc_usable_size(b[n]) != expected_class(n)) return (void *)2;
+      memset(b[n], 0x5a, n);
+    }
+    if (lof_check() != 0) return (void *)3;
+    for (size_t n = 0; n <= DIRECT_TOP; n++) lof_free(b[n]);
+    lof_purge(); /* every span empty: released, every class's current span reset */
+    if (lof_check() != 0) return (void *)4;
+  }
+  /* 20000 blocks of 129 B switch the 160 B class's span (409 blocks a
+   * span) many times; 160 B, the other step of that class, then takes the
+   * next block of the span 129 B took last. */
+  enum { N = 20000 };
+  void **v = lof_malloc(N * sizeof *v);
+  if (v == NULL) return NULL;
+  for (int i = 0; i < N; i++)
+    if ((v[i] = lof_malloc(129)) == NULL) return NULL;
+  void *other = lof_malloc(160);
+  bool next = (char *)other == (char *)v[N - 1] + 160;
+  lof_free(other);
+  for (int i = 0; i < N; i++) lof_free(v[i]);
+  lof_free(v);
+  if (lof_check() != 0) return (void *)5;
+  return next ? (void *)1 : (void *)6;
+}
+
+static void test_direct_table_every_size(void **state) {
+  (void)state;
+  assert_fresh_thread_returns_1(direct_thread);
+}
+
 static void test_usable_size_every_size(void **state) {
   (void)state;
   for (size_t n = 0; n <= 70000; n += (n < 2048 ? 1 : 97)) {
@@ -488,6 +540,72 @@ static void test_remote_batch_per_class(void **state) {
   assert_fresh_thread_returns_1(batch_per_class_thread);
 }
 
+/* A batch is pushed as soon as it holds LOF_REMOTE_BATCH (32) blocks or
+ * reaches LOF_REMOTE_BATCH_BYTES (4 KiB): 26 blocks of 160 B, a single one
+ * of 8 KiB.  One block fewer stays held back until the freeing thread
+ * exits.  Each case in a fresh owner thread, whose mallocs of the class
+ * then run through its span and collect whatever was pushed. */
+typedef struct bound_case { size_t size; int n; bool pushed; } bound_case_t;
+static void *bblocks[32];
+static int bn, bstage; /* bstage 1: frees done; 2: the freeing thread may exit */
+
+static void *free_bblocks(void *arg) {
+  (void)arg;
+  for (int i = 0; i < bn; i++) lof_free(bblocks[i]);
+  pthread_mutex_lock(&pmutex);
+  bstage = 1;
+  pthread_cond_broadcast(&pcond);
+  while (bstage != 2) pthread_cond_wait(&pcond, &pmutex);
+  pthread_mutex_unlock(&pmutex);
+  return NULL;
+}
+
+static void *bound_thread(void *arg) {
+  const bound_case_t *c = arg;
+  enum { M = 1024 };
+  static void *got[M];
+  int m = c->size >= 4096 ? 64 : M;
+  bn = c->n;
+  for (int i = 0; i < bn; i++)
+    if ((bblocks[i] = lof_malloc(c->size)) == NULL) return NULL;
+  bstage = 0;
+  pthread_t t;
+  if (pthread_create(&t, NULL, free_bblocks, NULL) != 0) return (void *)2;
+  pthread_mutex_lock(&pmutex);
+  while (bstage != 1) pthread_cond_wait(&pcond, &pmutex);
+  pthread_mutex_unlock(&pmutex);
+  int back = 0;
+  for (int i = 0; i < m; i++) {
+    got[i] = lof_malloc(c->size);
+    for (int j = 0; j < bn; j++)
+      if (got[i] == bblocks[j]) back++;
+  }
+  for (int i = 0; i < m; i++) lof_free(got[i]);
+  pthread_mutex_lock(&pmutex);
+  bstage = 2;
+  pthread_cond_broadcast(&pcond);
+  pthread_mutex_unlock(&pmutex);
+  pthread_join(t, NULL);
+  if (lof_check() != 0) return (void *)3;
+  return back == (c->pushed ? bn : 0) ? (void *)1 : (void *)4;
+}
+
+static void test_remote_batch_bounds(void **state) {
+  (void)state;
+  static const bound_case_t cases[] = {
+    {64, 31, false}, {64, 32, true}, {160, 25, false}, {160, 26, true}, {8192, 1, true},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    pthread_t t;
+    void *ok = NULL;
+    assert_int_equal(pthread_create(&t, NULL, bound_thread, (void *)&cases[i]), 0);
+    assert_int_equal(pthread_join(t, &ok), 0);
+    if (ok != (void *)1)
+      fail_msg("%zu B x %d: expected %s, step %p", cases[i].size, cases[i].n,
+               cases[i].pushed ? "pushed" : "held back", ok);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_large_lowest_address_first), /* first: wants a fresh arena */
@@ -502,11 +620,13 @@ int main(void) {
     cmocka_unit_test(test_aligned_every_pow2),
     cmocka_unit_test(test_realloc_keeps_contents),
     cmocka_unit_test(test_usable_size_every_size),
+    cmocka_unit_test(test_direct_table_every_size),
     cmocka_unit_test(test_calloc_zeroes_reused_memory),
     cmocka_unit_test(test_stats_follow),
     cmocka_unit_test(test_reclaim_on_free),
     cmocka_unit_test(test_remote_batch_flushed_at_exit),
     cmocka_unit_test(test_remote_batch_per_class),
+    cmocka_unit_test(test_remote_batch_bounds),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
