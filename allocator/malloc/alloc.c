@@ -56,18 +56,24 @@ static LOF_NOINLINE void *alloc_big(size_t size, size_t align, bool clear, bool 
   return p;
 }
 
-static inline void *alloc_small(size_t size) {
-  lof_heap_t *h = lof__heap_tls;
-  size_t c = lof__size_class(size); /* size_t: no zero-extending copy to index with */
-  lof_span_t *s = h->cur[c];
+/* The next free block of span s, or NULL: malloc's pop, shared by its two
+ * fast paths. */
+static inline __attribute__((always_inline)) lof_block_t *span_pop_fast(lof_span_t *s) {
   lof_block_t *b = s->free;
   if (LOF_LIKELY(b != NULL)) {
     lof__debug_free_block(s, b);
     s->free = b->next;
     b->cookie = 0;
     lof__span_used_inc(s);
-    return b;
   }
+  return b;
+}
+
+static inline void *alloc_small(size_t size) {
+  lof_heap_t *h = lof__heap_tls;
+  size_t c = lof__size_class(size); /* size_t: no zero-extending copy to index with */
+  lof_block_t *b = span_pop_fast(h->cur[c]);
+  if (LOF_LIKELY(b != NULL)) return b;
   return lof__heap_alloc_slow(c, h);
 }
 
@@ -76,15 +82,8 @@ static inline void *alloc_small(size_t size) {
 static inline void *alloc_direct(size_t size) {
   lof_heap_t *h = lof__heap_tls;
   size_t i = (size + 15) >> 4;
-  lof_span_t *s = h->direct[i];
-  lof_block_t *b = s->free;
-  if (LOF_LIKELY(b != NULL)) {
-    lof__debug_free_block(s, b);
-    s->free = b->next;
-    b->cookie = 0;
-    lof__span_used_inc(s);
-    return b;
-  }
+  lof_block_t *b = span_pop_fast(h->direct[i]);
+  if (LOF_LIKELY(b != NULL)) return b;
   return lof__heap_alloc_slow(lof__class_lut[i], h);
 }
 

@@ -473,17 +473,27 @@ static pthread_mutex_t pmutex = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t pcond = PTHREAD_COND_INITIALIZER;
 static int pstage; /* 1: frees done; 2: the freeing thread may exit */
 
+static void stage_set(int v) {
+  pthread_mutex_lock(&pmutex);
+  pstage = v;
+  pthread_cond_broadcast(&pcond);
+  pthread_mutex_unlock(&pmutex);
+}
+
+static void stage_wait(int v) {
+  pthread_mutex_lock(&pmutex);
+  while (pstage != v) pthread_cond_wait(&pcond, &pmutex);
+  pthread_mutex_unlock(&pmutex);
+}
+
 static void *free_interleaved(void *arg) {
   (void)arg;
   for (int i = 0; i < PN; i++) {
     lof_free(pblocks[0][i]);
     lof_free(pblocks[1][i]);
   }
-  pthread_mutex_lock(&pmutex);
-  pstage = 1;
-  pthread_cond_broadcast(&pcond);
-  while (pstage != 2) pthread_cond_wait(&pcond, &pmutex);
-  pthread_mutex_unlock(&pmutex);
+  stage_set(1);
+  stage_wait(2);
   return NULL;
 }
 
@@ -506,9 +516,7 @@ static void *batch_per_class_thread(void *arg) {
   pstage = 0;
   pthread_t t;
   if (pthread_create(&t, NULL, free_interleaved, NULL) != 0) return (void *)2;
-  pthread_mutex_lock(&pmutex);
-  while (pstage != 1) pthread_cond_wait(&pcond, &pmutex);
-  pthread_mutex_unlock(&pmutex);
+  stage_wait(1);
   /* held back: M mallocs of each class get none of them */
   for (int i = 0; i < M; i++) {
     got[i] = lof_malloc(80);
@@ -516,10 +524,7 @@ static void *batch_per_class_thread(void *arg) {
   }
   size_t early = count_returned(got, M, 0) + count_returned(got + M, M, 1);
   for (int i = 0; i < 2 * M; i++) lof_free(got[i]);
-  pthread_mutex_lock(&pmutex);
-  pstage = 2;
-  pthread_cond_broadcast(&pcond);
-  pthread_mutex_unlock(&pmutex);
+  stage_set(2);
   pthread_join(t, NULL);
   if (lof_check() != 0) return (void *)3;
   /* pushed at the thread's exit: the owner gets every one back, after the
@@ -544,19 +549,17 @@ static void test_remote_batch_per_class(void **state) {
  * reaches LOF_REMOTE_BATCH_BYTES (4 KiB): 26 blocks of 160 B, a single one
  * of 8 KiB.  One block fewer stays held back until the freeing thread
  * exits.  Each case in a fresh owner thread, whose mallocs of the class
- * then run through its span and collect whatever was pushed. */
+ * then run through its span and collect whatever was pushed (the stages
+ * as in test_remote_batch_per_class). */
 typedef struct bound_case { size_t size; int n; bool pushed; } bound_case_t;
 static void *bblocks[32];
-static int bn, bstage; /* bstage 1: frees done; 2: the freeing thread may exit */
+static int bn;
 
 static void *free_bblocks(void *arg) {
   (void)arg;
   for (int i = 0; i < bn; i++) lof_free(bblocks[i]);
-  pthread_mutex_lock(&pmutex);
-  bstage = 1;
-  pthread_cond_broadcast(&pcond);
-  while (bstage != 2) pthread_cond_wait(&pcond, &pmutex);
-  pthread_mutex_unlock(&pmutex);
+  stage_set(1);
+  stage_wait(2);
   return NULL;
 }
 
@@ -568,12 +571,10 @@ static void *bound_thread(void *arg) {
   bn = c->n;
   for (int i = 0; i < bn; i++)
     if ((bblocks[i] = lof_malloc(c->size)) == NULL) return NULL;
-  bstage = 0;
+  pstage = 0;
   pthread_t t;
   if (pthread_create(&t, NULL, free_bblocks, NULL) != 0) return (void *)2;
-  pthread_mutex_lock(&pmutex);
-  while (bstage != 1) pthread_cond_wait(&pcond, &pmutex);
-  pthread_mutex_unlock(&pmutex);
+  stage_wait(1);
   int back = 0;
   for (int i = 0; i < m; i++) {
     got[i] = lof_malloc(c->size);
@@ -581,10 +582,7 @@ static void *bound_thread(void *arg) {
       if (got[i] == bblocks[j]) back++;
   }
   for (int i = 0; i < m; i++) lof_free(got[i]);
-  pthread_mutex_lock(&pmutex);
-  bstage = 2;
-  pthread_cond_broadcast(&pcond);
-  pthread_mutex_unlock(&pmutex);
+  stage_set(2);
   pthread_join(t, NULL);
   if (lof_check() != 0) return (void *)3;
   return back == (c->pushed ? bn : 0) ? (void *)1 : (void *)4;
