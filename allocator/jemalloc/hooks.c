@@ -67,6 +67,7 @@ bool lof__je_hooks_retain = true;
 bool lof__je_hooks_eager;
 
 static void hooks_init_once(void);
+static void hooks_lock_images(void);
 
 void lof__je_hooks_init(void) {
   static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -80,6 +81,7 @@ static void hooks_init_once(void) {
   size_t sz = sizeof(retain);
   if (mallctl("opt.retain", &retain, &sz, NULL, 0) == 0) lof__je_hooks_retain = retain;
   lof__region_init();
+  hooks_lock_images();
   int64_t mode = lof__option(LOF_OPT_JE_COMMIT);
   lof__je_hooks_eager = mode == LOF_JE_COMMIT_EAGER ||
                         (mode == LOF_JE_COMMIT_AUTO && !lof__je_lock_budgeted());
@@ -101,9 +103,21 @@ typedef struct ledger_slot {
   size_t held;               /* bytes of the region jemalloc still holds */
 } ledger_slot_t;
 
-static ledger_slot_t ledger_table[LEDGER_SLOTS];
+static _Alignas(4096) ledger_slot_t ledger_table[LEDGER_SLOTS]; /* page-aligned: locked apart */
 static pthread_mutex_t ledger_mutex = PTHREAD_MUTEX_INITIALIZER;
 static bool ledger_full_warned;
+
+/* The static data every call reads, locked on fault like the heap's
+ * bookkeeping (region/image.c): libjemalloc's writable segment (its
+ * globals; about 2.2 MiB of it in Debian's build, mostly BSS) and this
+ * library's, the ledger apart (1 MiB).  Under a RLIMIT_MEMLOCK a part over
+ * 64 KiB stays unlocked (the kernel charges the whole range): so there
+ * libjemalloc's segment and the ledger do, and the rest of ours is locked. */
+static void hooks_lock_images(void) {
+  lof__region_meta_lock_image((const void *)&mallctl, NULL, 0);
+  lof__region_meta_lock_image(&lof__je_hooks_retain, ledger_table, sizeof ledger_table);
+  lof__region_meta_lock_bounded(ledger_table, sizeof ledger_table);
+}
 
 static size_t ledger_hash(const lof_region_t *r) {
   uintptr_t x = (uintptr_t)r >> 4;

@@ -180,7 +180,7 @@ void lof__region_meta_unlock(void *addr, size_t len) {
  * never by malloc's fast paths) stay unlocked, since the kernel would charge
  * their whole range against the heap's room. */
 #define REGION_META_LOCK_MAX ((size_t)64 << 10)
-/* region_int.h */
+/* region.h */
 bool lof__region_meta_lock_bounded(void *p, size_t len) {
   if (len <= REGION_META_LOCK_MAX || lof__os_have_ipc_lock() ||
       lof__os_memlock_limit() == UINT64_MAX) {

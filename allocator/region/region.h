@@ -118,16 +118,22 @@ LOF_HIDDEN bool lof__region_is_committed(const lof_region_t *r,
 LOF_HIDDEN void lof__region_meta_lock(void *addr, size_t len);
 LOF_HIDDEN void lof__region_meta_unlock(void *addr, size_t len);
 
-/* The library's own static data (the writable segment of the shared
- * object that holds inside: its .data and .bss, where the option table,
- * the arenas and the empty heap live), locked on fault like other
- * bookkeeping, except [skip, skip+skip_len) (page-aligned: a table the
- * caller locks a page at a time).  Under a RLIMIT_MEMLOCK, a piece larger
+/* Lock bookkeeping [p, p+len) as lof__region_meta_lock does, unless a
+ * RLIMIT_MEMLOCK applies and len is over the 64 KiB bound on tables (the
+ * kernel would charge the whole range): then it stays unlocked, counted in
+ * stats.meta_unlocked, and the answer is false. */
+LOF_HIDDEN bool lof__region_meta_lock_bounded(void *p, size_t len);
+
+/* A library's own static data (the writable segment of the shared object
+ * that maps inside -- in any of its segments: its .data and .bss, where
+ * the option table, the arenas and the empty heap live), locked on fault
+ * like other bookkeeping, except [skip, skip+skip_len) (page-aligned: a
+ * table the caller locks itself).  Under a RLIMIT_MEMLOCK, a piece larger
  * than the bound on other tables (64 KiB) stays unlocked as they do.
- * false: the part that holds inside was not locked, because it
- * is that large, or is in the program itself (the library linked in
- * statically: that segment is the program's data too), or in no segment
- * found. */
+ * false: the part that holds inside (every part, when inside is not in
+ * the writable segment) was not locked, because it is that large, or is
+ * in the program itself (the library linked in statically: that segment
+ * is the program's data too), or in no segment found. */
 LOF_HIDDEN bool lof__region_meta_lock_image(const void *inside, const void *skip,
                                             size_t skip_len);
 

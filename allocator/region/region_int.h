@@ -23,10 +23,5 @@ LOF_HIDDEN size_t lof__region_spans(lof_region_span_t *spans, size_t cap);
 /* external.c: the shared_* fields of *st. */
 LOF_HIDDEN void lof__region_external_stats(lof_stats_t *st);
 
-/* Lock metadata [p, p+len) as lof__region_meta_lock does, unless a
- * RLIMIT_MEMLOCK applies and len is over the 64 KiB bound on tables (the
- * kernel would charge the whole range): then it stays unlocked, counted in
- * stats.meta_unlocked, and the answer is false. */
-LOF_HIDDEN bool lof__region_meta_lock_bounded(void *p, size_t len);
 
 #endif /* LOF_REGION_INT_H */

@@ -13,6 +13,7 @@
  * Then that a purge gives locked pages back, and fork.
  */
 #include <dlfcn.h>
+#include <link.h>
 #include <jemalloc/jemalloc.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -294,6 +295,46 @@ static void test_fork_with_threads(void **state) {
   for (int i = 0; i < KEEP_BLOCKS; i++) free(keep[i]);
 }
 
+/* The static data of libjemalloc and of this library (their writable
+ * PT_LOAD: .data and .bss) is locked on fault too, so that a call that
+ * reads a global jemalloc or the hooks have not touched for long takes no
+ * major fault under memory pressure.  Run as root (process.sh): no
+ * RLIMIT_MEMLOCK applies, so every part of both is locked. */
+typedef struct object_rw { const char *name; uintptr_t lo, hi; } object_rw_t;
+
+static int find_rw(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size;
+  object_rw_t *o = arg;
+  if (info->dlpi_name == NULL || strstr(info->dlpi_name, o->name) == NULL) return 0;
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W)) continue;
+    o->lo = ((uintptr_t)info->dlpi_addr + ph->p_vaddr) & ~(uintptr_t)4095;
+    o->hi = ((uintptr_t)info->dlpi_addr + ph->p_vaddr + ph->p_memsz + 4095) & ~(uintptr_t)4095;
+    return 1;
+  }
+  return 0;
+}
+
+static void test_static_data_lolf(void **state) {
+  (void)state;
+  const char *names[] = {"libjemalloc.so", "liblofalloc-jemalloc-process.so"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    object_rw_t o = {names[i], 0, 0};
+    assert_int_equal(dl_iterate_phdr(find_rw, &o), 1);
+    printf("  %s: writable segment %zu KiB\n", names[i], (size_t)(o.hi - o.lo) >> 10);
+    if (!smaps_range_all_have_flags((void *)o.lo, o.hi - o.lo, "lo lf")) {
+      for (uintptr_t a = o.lo; a < o.hi;) {
+        smaps_vma_t v;
+        if (smaps_vma_at((void *)a, &v) != 0) break;
+        printf("  VMA %#lx-%#lx: %s\n", (unsigned long)v.start, (unsigned long)v.end, v.vmflags);
+        a = v.end;
+      }
+      fail_msg("%s: its static data is not all lo lf", names[i]);
+    }
+  }
+}
+
 int main(void) {
   if (dlsym(RTLD_DEFAULT, "lof_je_hook_automatic_arenas") == NULL) {
     fprintf(stderr, "test_jemalloc_process: run me with liblofalloc-jemalloc-process.so preloaded\n");
@@ -308,6 +349,7 @@ int main(void) {
     cmocka_unit_test(test_purge),
     cmocka_unit_test(test_fork),
     cmocka_unit_test(test_fork_with_threads),
+    cmocka_unit_test(test_static_data_lolf),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
