@@ -318,7 +318,7 @@ LOF_HIDDEN lof_span_t *lof__arena_alloc(lof_arena_t *a, size_t npages, size_t al
     errno = ENOMEM;
     return NULL;
   }
-  pthread_mutex_lock(&a->lock);
+  lof__lock_marked(&a->lock);
   for (;;) {
     lof_span_t *s = arena_find(a, want);
     if (s != NULL) {
@@ -330,7 +330,7 @@ LOF_HIDDEN lof_span_t *lof__arena_alloc(lof_arena_t *a, size_t npages, size_t al
       if (lof__segment_commit_to(seg, lof__span_index(seg, r) + npages) != 0) {
         /* The lock was refused (strict): the run goes back untouched. */
         lof__arena_insert_locked(a, r, r->zero, lof__now_ms());
-        pthread_mutex_unlock(&a->lock);
+        lof__unlock_marked(&a->lock);
         errno = ENOMEM;
         return NULL;
       }
@@ -339,14 +339,14 @@ LOF_HIDDEN lof_span_t *lof__arena_alloc(lof_arena_t *a, size_t npages, size_t al
       *zero = r->zero;
       uint64_t now = lof__now_ms();
       arena_maybe_decay(a, now);
-      pthread_mutex_unlock(&a->lock);
+      lof__unlock_marked(&a->lock);
       arena_decay_client_tick(now);
       return r;
     }
-    pthread_mutex_unlock(&a->lock);
+    lof__unlock_marked(&a->lock);
     lof_segment_t *seg = lof__segment_new(a);
     if (seg == NULL) return NULL;
-    pthread_mutex_lock(&a->lock);
+    lof__lock_marked(&a->lock);
     seg->next = a->segments;
     a->segments = seg;
     a->nsegments++;
@@ -358,11 +358,11 @@ LOF_HIDDEN lof_span_t *lof__arena_alloc(lof_arena_t *a, size_t npages, size_t al
 
 LOF_HIDDEN void lof__arena_free(lof_span_t *s) {
   lof_arena_t *a = lof__segment_of(s)->arena;
-  pthread_mutex_lock(&a->lock);
+  lof__lock_marked(&a->lock);
   uint64_t now = lof__now_ms();
   lof__arena_insert_locked(a, s, false, now);
   arena_maybe_decay(a, now);
-  pthread_mutex_unlock(&a->lock);
+  lof__unlock_marked(&a->lock);
   arena_decay_client_tick(now);
 }
 
@@ -371,7 +371,7 @@ LOF_HIDDEN bool lof__arena_resize(lof_span_t *s, size_t npages) {
   lof_arena_t *a = seg->arena;
   size_t first = s->first;
   bool ok = false;
-  pthread_mutex_lock(&a->lock);
+  lof__lock_marked(&a->lock);
   if (npages < s->npages) {
     lof_span_t *t = lof__span_slot_new(seg, first + npages);
     t->npages = (uint16_t)(s->npages - npages);
@@ -395,7 +395,7 @@ LOF_HIDDEN bool lof__arena_resize(lof_span_t *s, size_t npages) {
       ok = true;
     }
   }
-  pthread_mutex_unlock(&a->lock);
+  lof__unlock_marked(&a->lock);
   return ok;
 }
 
@@ -454,7 +454,7 @@ LOF_HIDDEN size_t lof__arena_decay_locked(lof_arena_t *a, uint64_t now, bool for
     if (nb == 0) break;
     a->purgers++;
     purging_here = a;
-    pthread_mutex_unlock(&a->lock);
+    lof__unlock_marked(&a->lock);
     bool ok[LOF_PURGE_BATCH], refused[LOF_PURGE_BATCH];
     for (unsigned i = 0; i < nb; i++) {
       lof_segment_t *seg = lof__segment_of(batch[i]);
@@ -478,7 +478,7 @@ LOF_HIDDEN size_t lof__arena_decay_locked(lof_arena_t *a, uint64_t now, bool for
       if (ok[i] && batch[i]->npages == LOF_SEG_USABLE_PAGES)
         total += purge_free_segment_header(seg, batch[i]);
     }
-    pthread_mutex_lock(&a->lock);
+    lof__lock_marked(&a->lock);
     a->purgers--;
     purging_here = NULL;
     for (unsigned i = 0; i < nb; i++) {
@@ -510,9 +510,10 @@ LOF_HIDDEN void lof__arena_decay_postfork_child(void) {
       a->purgers = 1;
       continue;
     }
-    /* this thread was interrupted inside the arena's critical section: its
-     * lists may be half-updated, so leave them be (the runs stay out) */
-    if (lof__fork_interrupted_holder(&a->lock)) continue;
+    /* interrupted code (this thread's, or a thread's waiting to fork) holds
+     * the arena's lock: its lists may be half-updated, so leave them be (the
+     * runs stay out) */
+    if (lof__fork_torn(&a->lock)) continue;
     a->purgers = 0;
     for (lof_segment_t *seg = a->segments; seg != NULL; seg = seg->next)
       for (size_t i = LOF_SEG_HDR_PAGES; i < LOF_SEG_PAGES;) {
@@ -530,7 +531,7 @@ LOF_HIDDEN void lof__arenas_small_stats(int64_t *bytes, int64_t *count) {
   int64_t b = 0, n = 0;
   for (unsigned k = 0; k < LOF_MAX_ARENAS; k++) {
     lof_arena_t *a = &lof__arenas[k];
-    pthread_mutex_lock(&a->lock); /* a span turns SMALL and back under it */
+    lof__lock_marked(&a->lock); /* a span turns SMALL and back under it */
     for (lof_segment_t *seg = a->segments; seg != NULL; seg = seg->next)
       for (size_t w = 0; w < LOF_SEG_PAGES / 64; w++)
         for (uint64_t bits = seg->slot_used[w]; bits != 0; bits &= bits - 1) {
@@ -540,7 +541,7 @@ LOF_HIDDEN void lof__arenas_small_stats(int64_t *bytes, int64_t *count) {
           b += (int64_t)used * s->block_size;
           n += used;
         }
-    pthread_mutex_unlock(&a->lock);
+    lof__unlock_marked(&a->lock);
   }
   *bytes = b;
   *count = n;

@@ -112,7 +112,7 @@ LOF_EXPORT int lof_check(void) {
     lof_arena_t *a = &lof__arenas[k];
     int rc = 0;
     size_t dirty = 0;
-    pthread_mutex_lock(&a->lock);
+    lof__lock_marked(&a->lock);
     for (lof_segment_t *seg = a->segments; seg != NULL && rc == 0; seg = seg->next)
       rc = check_segment(a, seg);
     for (lof_span_t *f = a->dirty; f != NULL && rc == 0; f = f->dnext) dirty += f->npages;
@@ -121,7 +121,7 @@ LOF_EXPORT int lof_check(void) {
                    a->dirty_pages);
       rc = -1;
     }
-    pthread_mutex_unlock(&a->lock);
+    lof__unlock_marked(&a->lock);
     if (rc != 0) return -1;
   }
   if (lof__heap_tls != &lof__heap_empty && lof__heap_check(lof__heap_tls) != 0) return -1;

@@ -10,11 +10,15 @@
  *   1. pool_lock, segment_lock (segment.c)     2. huge_lock (huge.c)
  *   3. heaps_lock (heap.c)          4. abandoned_lock (heap.c)
  *   5. arena locks, index 0..15     6. the region layer (lof__region_prefork)
- * Each is taken with lof__fork_lock (common/forklock.h): a mutex the calling
- * thread already holds -- because this fork() runs in a signal handler that
- * interrupted another fork()'s handlers, or interrupted malloc or free
- * holding it -- is not taken again, so the handler does not deadlock on its
- * own thread; the parent then releases only what this fork took.
+ * Each is taken with lof__fork_lock (common/forklock.h), one fork at a time
+ * (a fork from another thread waits for this one's parent handler): a mutex
+ * the calling thread already holds -- because this fork() runs in a signal
+ * handler that interrupted another fork()'s handlers, or interrupted malloc
+ * or free holding it -- is not taken again, so the handler does not deadlock
+ * on its own thread; the parent then releases only what this fork took.
+ * Every lock but the arenas' is held with signals blocked, so only an arena
+ * lock can be held by interrupted code (forklock.h); the handlers keep away
+ * from such an arena's lists.
  * After fork the region layer goes first (lof__region_postfork_*): in the
  * child it re-locks every committed lock-on-fault range, because memory
  * locks are not inherited (LOFALLOC_FORK_RELOCK=0 skips it).  Then the parent
@@ -49,16 +53,17 @@ static void fork_parent(void) {
   lof__fork_end(false);
 }
 
-/* In the child, before the mutexes are re-initialised: when the signal that
- * ran this fork() interrupted this thread inside an arena's critical section,
- * that arena's lists may be half-updated in the child's copy.  The child's
+/* In the child, before the mutexes are re-initialised: when interrupted code
+ * held an arena's lock -- the code this fork()'s signal interrupted, or that
+ * of a thread waiting to fork (common/forklock.h) -- that arena's lists may
+ * be half-updated in the child's copy.  The child's
  * heap moves to an arena nobody was updating (its old blocks stay where they
  * are; the spans it owned keep working through their own free lists). */
 static void fork_child_avoid_torn_arenas(void) {
   lof_heap_t *h = lof__heap_tls;
-  if (h == &lof__heap_empty || !lof__fork_interrupted_holder(&h->arena->lock)) return;
+  if (h == &lof__heap_empty || !lof__fork_torn(&h->arena->lock)) return;
   for (unsigned i = 0; i < LOF_MAX_ARENAS; i++)
-    if (!lof__fork_interrupted_holder(&lof__arenas[i].lock)) {
+    if (!lof__fork_torn(&lof__arenas[i].lock)) {
       h->arena = &lof__arenas[i];
       if (i >= lof__narenas) lof__narenas = i + 1;
       return;

@@ -114,7 +114,8 @@ LOF_HIDDEN void lof__malloc_init(void) {
 
 static lof_heap_t *heap_new(void) {
   lof_heap_t *h = NULL;
-  pthread_mutex_lock(&heaps_lock);
+  sigset_t held;
+  lof__lock_nosignal(&heaps_lock, &held);
   if (heaps_pool != NULL) {
     h = heaps_pool;
     heaps_pool = h->next;
@@ -145,7 +146,7 @@ static lof_heap_t *heap_new(void) {
     if (heaps_live) heaps_live->prev = h;
     heaps_live = h;
   }
-  pthread_mutex_unlock(&heaps_lock);
+  lof__unlock_nosignal(&heaps_lock, &held);
   return h;
 }
 
@@ -249,7 +250,8 @@ static lof_span_t *span_fresh(lof_heap_t *h, unsigned cls) {
 
 static lof_span_t *span_adopt(lof_heap_t *h, unsigned cls) {
   if (atomic_load_explicit(&abandoned_n[cls], memory_order_relaxed) == 0) return NULL;
-  pthread_mutex_lock(&abandoned_lock);
+  sigset_t held;
+  lof__lock_nosignal(&abandoned_lock, &held);
   lof_span_t *s = abandoned[cls];
   if (s != NULL) {
     list_remove(&abandoned[cls], s);
@@ -257,7 +259,7 @@ static lof_span_t *span_adopt(lof_heap_t *h, unsigned cls) {
     s->abandoned = 0;
     atomic_store_explicit(&s->owner, h->id, memory_order_relaxed);
   }
-  pthread_mutex_unlock(&abandoned_lock);
+  lof__unlock_nosignal(&abandoned_lock, &held);
   return s;
 }
 
@@ -496,7 +498,8 @@ LOF_HIDDEN void lof__heap_remote_free(lof_heap_t *h, lof_span_t *s, lof_block_t 
 LOF_HIDDEN bool lof__heap_reclaim(lof_heap_t *h, lof_span_t *s, lof_block_t *b) {
   unsigned cls = s->cls;
   if (atomic_load_explicit(&abandoned_n[cls], memory_order_relaxed) == 0) return false;
-  pthread_mutex_lock(&abandoned_lock);
+  sigset_t held;
+  lof__lock_nosignal(&abandoned_lock, &held);
   /* b is live, so s cannot be released meanwhile; owner 0 and the mark say
    * it is on the list (heap_abandon_list zeroes the owner before it locks) */
   bool ok = atomic_load_explicit(&s->owner, memory_order_relaxed) == 0 && s->abandoned;
@@ -506,7 +509,7 @@ LOF_HIDDEN bool lof__heap_reclaim(lof_heap_t *h, lof_span_t *s, lof_block_t *b) 
     s->abandoned = 0;
     atomic_store_explicit(&s->owner, h->id, memory_order_relaxed);
   }
-  pthread_mutex_unlock(&abandoned_lock);
+  lof__unlock_nosignal(&abandoned_lock, &held);
   if (!ok) return false;
   span_collect(h, s);
   b->cookie = lof__block_cookie(s);
@@ -550,7 +553,8 @@ LOF_HIDDEN size_t lof__heap_collect(lof_heap_t *h) {
 LOF_HIDDEN size_t lof__abandoned_collect(void) {
   size_t released = 0;
   lof_span_t *out = NULL;
-  pthread_mutex_lock(&abandoned_lock);
+  sigset_t held;
+  lof__lock_nosignal(&abandoned_lock, &held);
   for (unsigned c = 0; c < LOF_NCLASSES; c++) {
     lof_span_t *next;
     for (lof_span_t *s = abandoned[c]; s != NULL; s = next) {
@@ -565,7 +569,7 @@ LOF_HIDDEN size_t lof__abandoned_collect(void) {
       }
     }
   }
-  pthread_mutex_unlock(&abandoned_lock);
+  lof__unlock_nosignal(&abandoned_lock, &held);
   for (lof_span_t *s = out, *next; s != NULL; s = next, released++) {
     next = s->next;
     span_release(s);
@@ -584,11 +588,12 @@ static void heap_abandon_list(lof_heap_t *h, lof_span_t **head) {
       continue;
     }
     atomic_store_explicit(&s->owner, 0, memory_order_release);
-    pthread_mutex_lock(&abandoned_lock);
+    sigset_t held;
+    lof__lock_nosignal(&abandoned_lock, &held);
     list_push(&abandoned[s->cls], s);
     s->abandoned = 1;
     atomic_fetch_add_explicit(&abandoned_n[s->cls], 1, memory_order_relaxed);
-    pthread_mutex_unlock(&abandoned_lock);
+    lof__unlock_nosignal(&abandoned_lock, &held);
   }
 }
 
@@ -614,13 +619,14 @@ static void heap_thread_exit(void *arg) {
     n += k;
   }
   lof__stat_global(a, n);
-  pthread_mutex_lock(&heaps_lock);
+  sigset_t held;
+  lof__lock_nosignal(&heaps_lock, &held);
   if (h->prev) h->prev->next = h->next; else heaps_live = h->next;
   if (h->next) h->next->prev = h->prev;
   h->prev = NULL;
   h->next = heaps_pool;
   heaps_pool = h;
-  pthread_mutex_unlock(&heaps_lock);
+  lof__unlock_nosignal(&heaps_lock, &held);
 }
 
 /* Small blocks are counted by their spans' used counts (the fast paths
@@ -631,7 +637,8 @@ LOF_HIDDEN void lof__heaps_stats(int64_t *allocated, int64_t *count) {
   lof__arenas_small_stats(&a, &n);
   a += atomic_load_explicit(&stats_allocated, memory_order_relaxed);
   n += atomic_load_explicit(&stats_count, memory_order_relaxed);
-  pthread_mutex_lock(&heaps_lock);
+  sigset_t held;
+  lof__lock_nosignal(&heaps_lock, &held);
   for (lof_heap_t *h = heaps_live; h != NULL; h = h->next) {
     a += atomic_load_explicit(&h->allocated, memory_order_relaxed);
     n += atomic_load_explicit(&h->count, memory_order_relaxed);
@@ -641,7 +648,7 @@ LOF_HIDDEN void lof__heaps_stats(int64_t *allocated, int64_t *count) {
       n += k;
     }
   }
-  pthread_mutex_unlock(&heaps_lock);
+  lof__unlock_nosignal(&heaps_lock, &held);
   *allocated = a;
   *count = n;
 }

@@ -182,18 +182,20 @@ static lof_huge_t *live_find_locked(const void *p) {
 
 /* The live block starting at p, unlinked (the caller owns it now), or NULL. */
 static lof_huge_t *huge_take(const void *p) {
-  pthread_mutex_lock(&huge_lock);
+  sigset_t held;
+  lof__lock_nosignal(&huge_lock, &held);
   lof_huge_t *d = live_find_locked(p);
   if (d != NULL) live_unlink_locked(d);
-  pthread_mutex_unlock(&huge_lock);
+  lof__unlock_nosignal(&huge_lock, &held);
   return d;
 }
 
 LOF_HIDDEN size_t lof__huge_usable(const void *p) {
-  pthread_mutex_lock(&huge_lock);
+  sigset_t held;
+  lof__lock_nosignal(&huge_lock, &held);
   lof_huge_t *d = live_find_locked(p);
   size_t n = d != NULL ? d->size : 0;
-  pthread_mutex_unlock(&huge_lock);
+  lof__unlock_nosignal(&huge_lock, &held);
   return n;
 }
 
@@ -282,27 +284,30 @@ static void huge_release_list(lof_huge_t *list) {
   while (list != NULL) {
     lof_huge_t *next = list->next;
     lof__region_release(list->region);
-    pthread_mutex_lock(&huge_lock);
+    sigset_t held;
+    lof__lock_nosignal(&huge_lock, &held);
     desc_free_locked(list);
-    pthread_mutex_unlock(&huge_lock);
+    lof__unlock_nosignal(&huge_lock, &held);
     list = next;
   }
 }
 
 /* The arenas' decay clock (lof__arena_decay_client): release what decayed. */
 static void huge_cache_decay(uint64_t now) {
-  pthread_mutex_lock(&huge_lock);
+  sigset_t held;
+  lof__lock_nosignal(&huge_lock, &held);
   lof_huge_t *out = cache_expire_locked(now, false);
-  pthread_mutex_unlock(&huge_lock);
+  lof__unlock_nosignal(&huge_lock, &held);
   huge_release_list(out);
 }
 
 /* lof_purge / malloc_trim: release every unpinned cached block now. */
 LOF_HIDDEN size_t lof__huge_cache_flush(void) {
-  pthread_mutex_lock(&huge_lock);
+  sigset_t held;
+  lof__lock_nosignal(&huge_lock, &held);
   uint64_t before = cache_bytes;
   lof_huge_t *out = cache_expire_locked(0, true);
-  pthread_mutex_unlock(&huge_lock);
+  lof__unlock_nosignal(&huge_lock, &held);
   huge_release_list(out);
   return (size_t)before;
 }
@@ -319,13 +324,14 @@ LOF_HIDDEN size_t lof__huge_cache_flush(void) {
 static void reuse_fit(lof_huge_t *d, size_t len, bool clear, bool *zero) {
   size_t slack = d->size - len;
   if (slack != 0) {
-    pthread_mutex_lock(&huge_lock);
+    sigset_t held;
+    lof__lock_nosignal(&huge_lock, &held);
     bool keep = cache_bytes + slack_bytes + slack <= HUGE_CACHE_MAX_BYTES;
     if (keep) {
       d->slack = slack;
       slack_bytes += slack;
     }
-    pthread_mutex_unlock(&huge_lock);
+    lof__unlock_nosignal(&huge_lock, &held);
     if (!keep && lof__region_remap(d->region, len) == 0)
       d->size = d->region->size; /* a shrink never moves the block */
     else if (!keep)
@@ -344,10 +350,11 @@ LOF_HIDDEN void *lof__huge_alloc(size_t size, size_t align, bool clear, bool *ze
   size_t len = LOF_ALIGN_UP(size == 0 ? 1 : size, LOF_PAGE_SIZE);
   uint64_t now = lof__now_ms();
   bool resize;
-  pthread_mutex_lock(&huge_lock);
+  sigset_t held;
+  lof__lock_nosignal(&huge_lock, &held);
   lof_huge_t *expired = cache_expire_locked(now, false); /* first: never reuse a decayed one */
   lof_huge_t *d = cache_take_locked(len, align, &resize);
-  pthread_mutex_unlock(&huge_lock);
+  lof__unlock_nosignal(&huge_lock, &held);
   huge_release_list(expired);
   if (d != NULL && resize) {
     /* No lock held: mremap to the request.  Refused (no room to grow, or
@@ -358,19 +365,19 @@ LOF_HIDDEN void *lof__huge_alloc(size_t size, size_t align, bool clear, bool *ze
       d->size = d->region->size;
     } else {
       lof__region_release(d->region);
-      pthread_mutex_lock(&huge_lock);
+      lof__lock_nosignal(&huge_lock, &held);
       desc_free_locked(d);
-      pthread_mutex_unlock(&huge_lock);
+      lof__unlock_nosignal(&huge_lock, &held);
       d = NULL;
     }
   }
   if (d != NULL) {
     *zero = false;
     if (!d->pinned) reuse_fit(d, len, clear, zero);
-    pthread_mutex_lock(&huge_lock);
+    lof__lock_nosignal(&huge_lock, &held);
     d->pinned = false;
     live_link_locked(d);
-    pthread_mutex_unlock(&huge_lock);
+    lof__unlock_nosignal(&huge_lock, &held);
     huge_stat((int64_t)d->size, 1);
     return (void *)d->block;
   }
@@ -384,7 +391,7 @@ LOF_HIDDEN void *lof__huge_alloc(size_t size, size_t align, bool clear, bool *ze
     errno = ENOMEM;
     return NULL;
   }
-  pthread_mutex_lock(&huge_lock);
+  lof__lock_nosignal(&huge_lock, &held);
   d = desc_alloc_locked();
   if (d != NULL) {
     d->block = r->base;
@@ -392,7 +399,7 @@ LOF_HIDDEN void *lof__huge_alloc(size_t size, size_t align, bool clear, bool *ze
     d->region = r;
     live_link_locked(d);
   }
-  pthread_mutex_unlock(&huge_lock);
+  lof__unlock_nosignal(&huge_lock, &held);
   if (d == NULL) {
     lof__region_release(r);
     errno = ENOMEM;
@@ -408,7 +415,8 @@ static bool huge_cache_put(lof_huge_t *d, uint64_t now) {
   uint64_t reserve, populated;
   lof__reserve_stats(&reserve, &populated);
   bool keep_all = atomic_load_explicit(&huge_keep_all, memory_order_relaxed);
-  pthread_mutex_lock(&huge_lock);
+  sigset_t held;
+  lof__lock_nosignal(&huge_lock, &held);
   bool pin = keep_all || cache_pinned_bytes + d->size <= reserve;
   bool keep = pin || lof__option(LOF_OPT_DECAY_MS) != 0;
   if (keep) {
@@ -426,7 +434,7 @@ static bool huge_cache_put(lof_huge_t *d, uint64_t now) {
     }
   }
   lof_huge_t *expired = cache_expire_locked(now, false);
-  pthread_mutex_unlock(&huge_lock);
+  lof__unlock_nosignal(&huge_lock, &held);
   huge_release_list(expired);
   /* A pinned block is made wholly resident now, so its reuse never faults. */
   if (keep && pin && reserve != 0) lof__os_populate((void *)d->block, d->size);
@@ -441,9 +449,10 @@ LOF_HIDDEN int lof__huge_free(void *p) {
   huge_stat(-(int64_t)d->size, -1);
   if (!huge_cache_put(d, lof__now_ms())) {
     lof__region_release(d->region);
-    pthread_mutex_lock(&huge_lock);
+    sigset_t held;
+    lof__lock_nosignal(&huge_lock, &held);
     desc_free_locked(d);
-    pthread_mutex_unlock(&huge_lock);
+    lof__unlock_nosignal(&huge_lock, &held);
   }
   errno = saved;
   return 0;
@@ -464,9 +473,10 @@ LOF_HIDDEN void *lof__huge_realloc(void *p, size_t size, size_t *old_size) {
     q = (void *)d->block;
     huge_stat((int64_t)d->size - (int64_t)old, 0);
   }
-  pthread_mutex_lock(&huge_lock);
+  sigset_t held;
+  lof__lock_nosignal(&huge_lock, &held);
   live_link_locked(d);
-  pthread_mutex_unlock(&huge_lock);
+  lof__unlock_nosignal(&huge_lock, &held);
   if (q != NULL || size <= old) return q;
   /* mremap could not grow it (no room, or not within the lock budget): a
    * new block, as malloc would give it, then copy and free. */
@@ -482,17 +492,19 @@ LOF_HIDDEN void *lof__huge_realloc(void *p, size_t size, size_t *old_size) {
 }
 
 LOF_HIDDEN void lof__huge_stats(uint64_t *count, uint64_t *bytes) {
-  pthread_mutex_lock(&huge_lock);
+  sigset_t held;
+  lof__lock_nosignal(&huge_lock, &held);
   *count = huge_count;
   *bytes = huge_bytes;
-  pthread_mutex_unlock(&huge_lock);
+  lof__unlock_nosignal(&huge_lock, &held);
 }
 
 LOF_HIDDEN void lof__huge_cache_stats(uint64_t *count, uint64_t *bytes) {
-  pthread_mutex_lock(&huge_lock);
+  sigset_t held;
+  lof__lock_nosignal(&huge_lock, &held);
   *count = cache_count;
   *bytes = cache_bytes;
-  pthread_mutex_unlock(&huge_lock);
+  lof__unlock_nosignal(&huge_lock, &held);
 }
 
 static bool huge_desc_ok(const lof_huge_t *d) {
@@ -503,7 +515,8 @@ static bool huge_desc_ok(const lof_huge_t *d) {
 LOF_HIDDEN int lof__huge_check(void) {
   int rc = 0;
   uint64_t n = 0, cn = 0, cb = 0, pb = 0;
-  pthread_mutex_lock(&huge_lock);
+  sigset_t held;
+  lof__lock_nosignal(&huge_lock, &held);
   for (size_t b = 0; b < HUGE_BUCKETS && rc == 0; b++)
     for (lof_huge_t *d = huge_buckets[b]; d != NULL; d = d->next, n++)
       if (!huge_desc_ok(d) || huge_hash(d->block) != b) {
@@ -526,7 +539,7 @@ LOF_HIDDEN int lof__huge_check(void) {
                  (unsigned long long)cache_pinned_bytes);
     rc = -1;
   }
-  pthread_mutex_unlock(&huge_lock);
+  lof__unlock_nosignal(&huge_lock, &held);
   return rc;
 }
 

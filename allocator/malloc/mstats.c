@@ -50,7 +50,7 @@ static _Atomic(uint64_t) mstats_max_hcount, mstats_max_hbytes;
 
 static void mstats_arena(lof_arena_t *a, mstats_arena_t *out) {
   out->system = out->in_use = out->free_runs = out->free_bytes = 0;
-  pthread_mutex_lock(&a->lock);
+  lof__lock_marked(&a->lock);
   for (lof_segment_t *seg = a->segments; seg != NULL; seg = seg->next) {
     size_t top = atomic_load_explicit(&seg->committed_pages, memory_order_relaxed);
     uint64_t free_pages = 0;
@@ -66,7 +66,7 @@ static void mstats_arena(lof_arena_t *a, mstats_arena_t *out) {
     out->system += (uint64_t)top << LOF_PAGE_SHIFT;
     out->free_bytes += free_pages << LOF_PAGE_SHIFT;
   }
-  pthread_mutex_unlock(&a->lock);
+  lof__unlock_marked(&a->lock);
   out->in_use = out->system - out->free_bytes;
 }
 

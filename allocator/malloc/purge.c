@@ -21,9 +21,9 @@ LOF_EXPORT size_t lof_purge(void) {
   uint64_t now = lof__now_ms();
   for (unsigned i = 0; i < lof__narenas; i++) {
     lof_arena_t *a = &lof__arenas[i];
-    pthread_mutex_lock(&a->lock);
+    lof__lock_marked(&a->lock);
     total += lof__arena_decay_locked(a, now, true);
-    pthread_mutex_unlock(&a->lock);
+    lof__unlock_marked(&a->lock);
   }
   return total;
 }

@@ -60,7 +60,7 @@ static uint64_t reserve_pin_existing(uint64_t *populated) {
   uint64_t total = 0;
   for (unsigned i = 0; i < LOF_MAX_ARENAS; i++) {
     lof_arena_t *a = &lof__arenas[i];
-    pthread_mutex_lock(&a->lock);
+    lof__lock_marked(&a->lock);
     lof_segment_t *head = a->segments;
     bool any_new = false;
     for (lof_segment_t *seg = head; seg != NULL; seg = seg->next)
@@ -88,7 +88,7 @@ static uint64_t reserve_pin_existing(uint64_t *populated) {
       }
     }
     size_t n = a->nsegments;
-    pthread_mutex_unlock(&a->lock);
+    lof__unlock_marked(&a->lock);
     /* Segments are never freed and the list only grows at its head, so the
      * part from head on can be walked without the lock. */
     for (lof_segment_t *seg = head; seg != NULL && n > 0; seg = seg->next, n--) {
@@ -135,7 +135,8 @@ LOF_HIDDEN int lof__reserve(size_t bytes) {
     return -1;
   }
   int saved = errno;
-  pthread_mutex_lock(&reserve_lock);
+  sigset_t held;
+  lof__lock_nosignal(&reserve_lock, &held);
   /* What the heap holds now counts: it is pinned below. */
   uint64_t existing = 0;
   for (unsigned i = 0; i < LOF_MAX_ARENAS; i++) existing += lof__arenas[i].nsegments;
@@ -164,7 +165,7 @@ LOF_HIDDEN int lof__reserve(size_t bytes) {
       lof__region_decommit(fresh->region, fresh, LOF_SEG_SIZE);
       fresh = next;
     }
-    pthread_mutex_unlock(&reserve_lock);
+    lof__unlock_nosignal(&reserve_lock, &held);
     lof__message("warning: lof_reserve(%zu): the lock budget refused %zu bytes more; "
                  "nothing reserved (raise ulimit -l / LimitMEMLOCK=, or reserve less)",
                  bytes, (size_t)(bytes - (have < bytes ? have : bytes)));
@@ -179,7 +180,7 @@ LOF_HIDDEN int lof__reserve(size_t bytes) {
   pooled = lof__segment_pool_add(fresh);
   atomic_store_explicit(&reserve_pinned, pinned_existing + pooled, memory_order_relaxed);
   atomic_store_explicit(&reserve_populated, populated + pooled, memory_order_relaxed);
-  pthread_mutex_unlock(&reserve_lock);
+  lof__unlock_nosignal(&reserve_lock, &held);
   errno = saved;
   return 0;
 }

@@ -86,10 +86,11 @@ static lof_segment_t *pool;
 
 static lof_segment_t *segment_pool_take(lof_arena_t *arena) {
   if (__atomic_load_n(&pool, __ATOMIC_RELAXED) == NULL) return NULL;
-  pthread_mutex_lock(&pool_lock);
+  sigset_t held;
+  lof__lock_nosignal(&pool_lock, &held);
   lof_segment_t *seg = pool;
   if (seg != NULL) pool = seg->next;
-  pthread_mutex_unlock(&pool_lock);
+  lof__unlock_nosignal(&pool_lock, &held);
   if (seg != NULL) {
     seg->next = NULL;
     seg->arena = arena;
@@ -104,14 +105,16 @@ static uint64_t segment_pool_bytes_locked(void) {
 }
 
 LOF_HIDDEN uint64_t lof__segment_pool_bytes(void) {
-  pthread_mutex_lock(&pool_lock);
+  sigset_t held;
+  lof__lock_nosignal(&pool_lock, &held);
   uint64_t bytes = segment_pool_bytes_locked();
-  pthread_mutex_unlock(&pool_lock);
+  lof__unlock_nosignal(&pool_lock, &held);
   return bytes;
 }
 
 LOF_HIDDEN uint64_t lof__segment_pool_add(lof_segment_t *list) {
-  pthread_mutex_lock(&pool_lock);
+  sigset_t held;
+  lof__lock_nosignal(&pool_lock, &held);
   while (list != NULL) {
     lof_segment_t *next = list->next;
     list->next = pool;
@@ -119,7 +122,7 @@ LOF_HIDDEN uint64_t lof__segment_pool_add(lof_segment_t *list) {
     list = next;
   }
   uint64_t bytes = segment_pool_bytes_locked();
-  pthread_mutex_unlock(&pool_lock);
+  lof__unlock_nosignal(&pool_lock, &held);
   return bytes;
 }
 /* ---- segments ------------------------------------------------------------ */
@@ -139,7 +142,8 @@ LOF_HIDDEN lof_segment_t *lof__segment_new(lof_arena_t *arena) {
   /* lof_reserve's pool first: no syscall (arena NULL: a fresh one is asked for) */
   lof_segment_t *pinned = arena != NULL ? segment_pool_take(arena) : NULL;
   if (pinned != NULL) return pinned;
-  pthread_mutex_lock(&segment_lock);
+  sigset_t held;
+  lof__lock_nosignal(&segment_lock, &held);
   if (segment_spare != 0) {
     base = segment_spare;
     segment_spare = 0;
@@ -150,7 +154,7 @@ LOF_HIDDEN lof_segment_t *lof__segment_new(lof_arena_t *arena) {
        * lock keeps two threads from reserving at once. */
       lof_region_t *nr = lof__region_reserve(LOF_RESERVE_SIZE, LOF_SEG_SIZE);
       if (nr == NULL) {
-        pthread_mutex_unlock(&segment_lock);
+        lof__unlock_nosignal(&segment_lock, &held);
         errno = ENOMEM;
         return NULL;
       }
@@ -161,13 +165,13 @@ LOF_HIDDEN lof_segment_t *lof__segment_new(lof_arena_t *arena) {
     base = r->base + segment_next;
     segment_next += LOF_SEG_SIZE;
   }
-  pthread_mutex_unlock(&segment_lock);
+  lof__unlock_nosignal(&segment_lock, &held);
 
   if (lof__region_commit(r, (void *)base, SEGMENT_FIRST_COMMIT) != 0) {
     /* Refused (strict): keep the slot for the next attempt. */
-    pthread_mutex_lock(&segment_lock);
+    lof__lock_nosignal(&segment_lock, &held);
     if (segment_spare == 0 && r == segment_region) segment_spare = base;
-    pthread_mutex_unlock(&segment_lock);
+    lof__unlock_nosignal(&segment_lock, &held);
     errno = ENOMEM;
     return NULL;
   }

@@ -153,24 +153,26 @@ void lof__region_meta_lock(void *addr, size_t len) {
   lof__region_init();
   if (region_backend == LOF_BACKEND_UNLOCKED || len == 0) return;
   if (!lof__budget_lock_meta(addr, len)) return;
-  pthread_mutex_lock(&region_meta_lock_);
+  sigset_t held;
+  lof__lock_nosignal(&region_meta_lock_, &held);
   if (region_meta_n < REGION_META_RANGES)
     region_meta[region_meta_n++] = (region_meta_range_t){(uintptr_t)addr, len};
-  pthread_mutex_unlock(&region_meta_lock_);
+  lof__unlock_nosignal(&region_meta_lock_, &held);
 }
 
 void lof__region_meta_unlock(void *addr, size_t len) {
   if (region_backend == LOF_BACKEND_UNLOCKED || len == 0) return;
-  pthread_mutex_lock(&region_meta_lock_);
+  sigset_t held;
+  lof__lock_nosignal(&region_meta_lock_, &held);
   for (unsigned i = 0; i < region_meta_n; i++) {
     if (region_meta[i].start == (uintptr_t)addr && region_meta[i].len == len) {
       region_meta[i] = region_meta[--region_meta_n];
-      pthread_mutex_unlock(&region_meta_lock_);
+      lof__unlock_nosignal(&region_meta_lock_, &held);
       lof__budget_unlock_meta(len);
       return;
     }
   }
-  pthread_mutex_unlock(&region_meta_lock_);
+  lof__unlock_nosignal(&region_meta_lock_, &held);
   lof__budget_meta_skipped(-(int64_t)len); /* it was one left unlocked */
 }
 
@@ -245,7 +247,8 @@ static lof_region_t *region_register(uintptr_t base, size_t size, uint32_t kind)
     bitmaps = region_meta_map(bitmap_bytes);
     if (bitmaps == NULL) return NULL;
   }
-  pthread_mutex_lock(&region_lock);
+  sigset_t held;
+  lof__lock_nosignal(&region_lock, &held);
   lof_region_t *r = region_desc_alloc();
   if (r) {
     r->base = base;
@@ -259,7 +262,7 @@ static lof_region_t *region_register(uintptr_t base, size_t size, uint32_t kind)
     }
     region_link(r);
   }
-  pthread_mutex_unlock(&region_lock);
+  lof__unlock_nosignal(&region_lock, &held);
   if (r == NULL) {
     if (bitmaps) region_meta_release(bitmaps, bitmap_bytes);
     return NULL;
@@ -271,10 +274,11 @@ static lof_region_t *region_register(uintptr_t base, size_t size, uint32_t kind)
 
 lof_region_t *lof__region_find(const void *addr) {
   uintptr_t a = (uintptr_t)addr;
-  pthread_mutex_lock(&region_lock);
+  sigset_t held;
+  lof__lock_nosignal(&region_lock, &held);
   lof_region_t *r = region_list;
   while (r && !(a >= r->base && a - r->base < r->size)) r = r->next;
-  pthread_mutex_unlock(&region_lock);
+  lof__unlock_nosignal(&region_lock, &held);
   return r;
 }
 
@@ -425,10 +429,11 @@ int lof__region_remap(lof_region_t *r, size_t new_size) {
     if (r->whole_locked) lof__budget_refund(shrink);
     else lof__budget_fallback(-(int64_t)shrink);
   }
-  pthread_mutex_lock(&region_lock);
+  sigset_t held;
+  lof__lock_nosignal(&region_lock, &held);
   r->base = (uintptr_t)np;
   r->size = new_size;
-  pthread_mutex_unlock(&region_lock);
+  lof__unlock_nosignal(&region_lock, &held);
   return 0;
 }
 
@@ -632,9 +637,10 @@ void lof__region_release(lof_region_t *r) {
     committed = bits_count(r->committed_bits, 0, PAGES(r->size));
     locked = bits_count_locked(r, 0, PAGES(r->size));
   }
-  pthread_mutex_lock(&region_lock);
+  sigset_t held;
+  lof__lock_nosignal(&region_lock, &held);
   region_unlink(r);
-  pthread_mutex_unlock(&region_lock);
+  lof__unlock_nosignal(&region_lock, &held);
   if (region_unmap((void *)r->base, r->size)) {
     /* Only memory the kernel has really given back leaves the counters:
      * a refused unmap keeps it reserved, committed and charged (VmLck
@@ -646,10 +652,10 @@ void lof__region_release(lof_region_t *r) {
   }
   if (r->committed_bits) region_meta_release((void *)r->committed_bits, r->bitmap_bytes);
   atomic_fetch_sub(&region_count.regions, 1);
-  pthread_mutex_lock(&region_lock);
+  lof__lock_nosignal(&region_lock, &held);
   r->next = region_free_descs;
   region_free_descs = r;
-  pthread_mutex_unlock(&region_lock);
+  lof__unlock_nosignal(&region_lock, &held);
 }
 
 /* ---- what region_stats.c reads ------------------------------------------------ */
@@ -670,14 +676,15 @@ void lof__region_counters(lof_stats_t *st) {
 
 size_t lof__region_spans(lof_region_span_t *spans, size_t cap) {
   size_t n = 0;
-  pthread_mutex_lock(&region_lock);
+  sigset_t held;
+  lof__lock_nosignal(&region_lock, &held);
   for (lof_region_t *r = region_list; r && n < cap; r = r->next) {
     lof_region_span_t sp = {r->base, r->base + r->size};
     size_t i = n++;
     while (i > 0 && spans[i - 1].start > sp.start) { spans[i] = spans[i - 1]; i--; }
     spans[i] = sp;
   }
-  pthread_mutex_unlock(&region_lock);
+  lof__unlock_nosignal(&region_lock, &held);
   return n;
 }
 
