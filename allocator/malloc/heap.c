@@ -501,7 +501,8 @@ LOF_HIDDEN bool lof__heap_reclaim(lof_heap_t *h, lof_span_t *s, lof_block_t *b) 
   sigset_t held;
   lof__lock_nosignal(&abandoned_lock, &held);
   /* b is live, so s cannot be released meanwhile; owner 0 and the mark say
-   * it is on the list (heap_abandon_list zeroes the owner before it locks) */
+   * it is on the list (heap_abandon_list zeroes the owner before
+   * abandon_spans locks) */
   bool ok = atomic_load_explicit(&s->owner, memory_order_relaxed) == 0 && s->abandoned;
   if (ok) {
     list_remove(&abandoned[cls], s);
@@ -577,7 +578,10 @@ LOF_HIDDEN size_t lof__abandoned_collect(void) {
   return released;
 }
 
-static void heap_abandon_list(lof_heap_t *h, lof_span_t **head) {
+/* Empty one of an exiting heap's span lists: spans with no live block are
+ * released, the rest are disowned and collected on *keep, for
+ * abandon_spans to put on the abandoned lists under one lock. */
+static void heap_abandon_list(lof_heap_t *h, lof_span_t **head, lof_span_t **keep) {
   lof_span_t *s;
   while ((s = *head) != NULL) {
     list_remove(head, s);
@@ -588,13 +592,24 @@ static void heap_abandon_list(lof_heap_t *h, lof_span_t **head) {
       continue;
     }
     atomic_store_explicit(&s->owner, 0, memory_order_release);
-    sigset_t held;
-    lof__lock_nosignal(&abandoned_lock, &held);
+    list_push(keep, s);
+  }
+}
+
+/* One locked section for a whole heap's spans (a thread exit), since the
+ * lock blocks signals and so costs two system calls. */
+static void abandon_spans(lof_span_t *keep) {
+  if (keep == NULL) return;
+  sigset_t held;
+  lof__lock_nosignal(&abandoned_lock, &held);
+  lof_span_t *s;
+  while ((s = keep) != NULL) {
+    list_remove(&keep, s);
     list_push(&abandoned[s->cls], s);
     s->abandoned = 1;
     atomic_fetch_add_explicit(&abandoned_n[s->cls], 1, memory_order_relaxed);
-    lof__unlock_nosignal(&abandoned_lock, &held);
   }
+  lof__unlock_nosignal(&abandoned_lock, &held);
 }
 
 static void heap_thread_exit(void *arg) {
@@ -603,14 +618,16 @@ static void heap_thread_exit(void *arg) {
   lof__heap_remote_flush(h);
   lof__heap_tls = &lof__heap_empty; /* later mallocs of this thread make a new heap */
   lof__heap_id_tls = LOF_HEAP_EMPTY_ID;
+  lof_span_t *keep = NULL;
   for (unsigned c = 0; c < LOF_NCLASSES; c++) {
-    heap_abandon_list(h, &h->spans[c]);
-    heap_abandon_list(h, &h->fulls[c]);
+    heap_abandon_list(h, &h->spans[c], &keep);
+    heap_abandon_list(h, &h->fulls[c], &keep);
     h->spans_tail[c] = NULL;
     h->fulls_tail[c] = NULL;
     h->fresh[c] = NULL;
     heap_cur_set(h, c, &lof__span_empty);
   }
+  abandon_spans(keep);
   int64_t a = atomic_load_explicit(&h->allocated, memory_order_relaxed);
   int64_t n = atomic_load_explicit(&h->count, memory_order_relaxed);
   for (unsigned c = 0; c < LOF_NCLASSES; c++) {
