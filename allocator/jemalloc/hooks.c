@@ -114,7 +114,7 @@ static bool ledger_full_warned;
  * 64 KiB stays unlocked (the kernel charges the whole range): so there
  * libjemalloc's segment and the ledger do, and the rest of ours is locked. */
 static void hooks_lock_images(void) {
-  lof__region_meta_lock_image((const void *)&mallctl, NULL, 0);
+  lof__region_meta_lock_image(LOF_JE_OBJECT_ANCHOR, NULL, 0);
   lof__region_meta_lock_image(&lof__je_hooks_retain, ledger_table, sizeof ledger_table);
   lof__region_meta_lock_bounded(ledger_table, sizeof ledger_table);
 }

@@ -18,6 +18,11 @@
 #include "region.h"
 #include "stats_print.h"
 
+/* A function only libjemalloc defines: its address names libjemalloc's
+ * object for dladdr/dl_iterate_phdr (process.c, hooks.c).  Not malloc,
+ * which in a non-PIE executable resolves to the executable's PLT entry. */
+#define LOF_JE_OBJECT_ANCHOR ((const void *)&mallctl)
+
 /* The hook table every lock-on-fault arena uses. */
 LOF_HIDDEN extern extent_hooks_t lof__je_hooks;
 

@@ -94,7 +94,7 @@ static bool process_caller_is_jemalloc(const void *caller) {
     int expected = 0;
     if (!atomic_compare_exchange_strong(&process_text_state, &expected, 1))
       return false; /* another thread is looking it up: too early to matter */
-    uintptr_t base = process_object_of((const void *)&mallocx);
+    uintptr_t base = process_object_of(LOF_JE_OBJECT_ANCHOR);
     if (base != 0) dl_iterate_phdr(process_find_text, &base);
     atomic_store_explicit(&process_text_state, 2, memory_order_release);
   }
@@ -190,7 +190,7 @@ static int process_first_malloc(struct dl_phdr_info *info, size_t size, void *ar
 /* True when the process's malloc is jemalloc's.  (&malloc itself cannot
  * tell: in a non-PIE executable it is the executable's PLT entry.) */
 static bool process_runs_on_jemalloc(void) {
-  uintptr_t je = process_object_of((const void *)&mallocx);
+  uintptr_t je = process_object_of(LOF_JE_OBJECT_ANCHOR);
   uintptr_t found = 0;
   dl_iterate_phdr(process_first_malloc, &found);
   return je != 0 && found == je;

@@ -31,6 +31,18 @@ static void test_classes(void **state) {
   assert_int_equal(lof__class_size[LOF_NCLASSES - 1], LOF_SMALL_MAX);
 }
 
+/* LOF_DIRECT_CLASSES is the count of classes up to LOF_DIRECT_MAX: heap.c
+ * keeps direct[] equal to cur[] for exactly those (heap_cur_set). */
+static void test_direct_classes(void **state) {
+  (void)state;
+  unsigned below = 0;
+  for (unsigned c = 0; c < LOF_NCLASSES; c++)
+    if (lof__class_size[c] <= LOF_DIRECT_MAX) below++;
+  assert_int_equal(below, LOF_DIRECT_CLASSES);
+  assert_int_equal(lof__class_size[LOF_DIRECT_CLASSES - 1], LOF_DIRECT_MAX);
+  assert_int_equal(lof__class_lut[LOF_DIRECT_N - 1], LOF_DIRECT_CLASSES - 1);
+}
+
 static void test_smallest_fit_and_waste(void **state) {
   (void)state;
   for (size_t n = 0; n <= LOF_SMALL_MAX; n++) {
@@ -90,6 +102,7 @@ static void test_block_q(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_classes),
+    cmocka_unit_test(test_direct_classes),
     cmocka_unit_test(test_smallest_fit_and_waste),
     cmocka_unit_test(test_block_q),
   };
