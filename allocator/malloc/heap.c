@@ -63,11 +63,24 @@ _Static_assert(LOF_DIRECT_N == LOF_DIRECT_MAX / 16 + 1 && LOF_DIRECT_MAX <= LOF_
 
 /* The span malloc pops class cls from: cur[cls], and the direct[] steps of
  * the class (those i <= LOF_DIRECT_N - 1 with lof__class_lut[i] == cls). */
-static void heap_cur_set(lof_heap_t *h, unsigned cls, lof_span_t *s) {
+static inline __attribute__((always_inline)) void heap_cur_set(lof_heap_t *h, unsigned cls,
+                                                               lof_span_t *s) {
   h->cur[cls] = s;
   if (cls >= LOF_DIRECT_CLASSES) return;
-  size_t i = cls == 0 ? 0 : lof__class_size[cls - 1] / 16 + 1;
-  for (; i <= lof__class_size[cls] / 16; i++) h->direct[i] = s;
+  unsigned first = lof__class_direct_first[cls];
+  lof_span_t **d = h->direct + first;
+  /* 1, 2, 4 or 8 steps (sizeclass.c): unrolled, since a span switch sets
+   * them and churn makes 187k switches in 30M mallocs */
+  switch (lof__class_direct_first[cls + 1] - first) {
+  case 8:
+    d[7] = s, d[6] = s, d[5] = s, d[4] = s; /* fall through */
+  case 4:
+    d[3] = s, d[2] = s; /* fall through */
+  case 2:
+    d[1] = s; /* fall through */
+  default:
+    d[0] = s;
+  }
 }
 
 /* Heaps: live ones on a list (for stats), dead ones on a free pool. */
@@ -181,8 +194,17 @@ static void list_remove(lof_span_t **head, lof_span_t *s) {
 
 /* s on its owner's fulls[] or not: used's top bit (LOF_USED_FULL), which
  * free's fast path tests in the sign of its decrement. */
-static void span_set_full(lof_span_t *s, bool full) {
+static inline __attribute__((always_inline)) void span_set_full(lof_span_t *s, bool full) {
+#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
+  /* one or/and to memory, which is an atomic store to the statistics'
+   * loads as lof__span_used_inc's add is (gcc: load, op, store) */
+  if (full)
+    __asm__("orw %1, %0" : "+m"(s->used) : "i"(LOF_USED_FULL) : "cc");
+  else
+    __asm__("andw %1, %0" : "+m"(s->used) : "i"((uint16_t)~LOF_USED_FULL) : "cc");
+#else
   lof__span_used_set(s, full ? s->used | LOF_USED_FULL : s->used & ~LOF_USED_FULL);
+#endif
 }
 
 /* Take the xfree stack: its blocks go to the free list, used drops, and the
@@ -324,10 +346,18 @@ static void span_to_full(lof_heap_t *h, lof_span_t *s) {
  * the time malloc reaches it more of its blocks have come back and one span
  * switch buys several mallocs (random frees un-full spans one block at a
  * time; LIFO would switch span at nearly every malloc). */
-static void span_from_full(lof_heap_t *h, lof_span_t *s) {
-  fulls_remove(h, s);
+static inline __attribute__((always_inline)) void span_from_full(lof_heap_t *h, lof_span_t *s) {
+  unsigned cls = s->cls;
+  lof_span_t *older = s->next, *newer = s->prev, *last = h->spans_tail[cls];
+  /* fulls_remove, spans_append, with the tests each makes once (churn:
+   * 187k of these in 30M frees) */
+  if (newer != NULL) newer->next = older; else h->fulls[cls] = older;
+  if (older != NULL) older->prev = newer; else h->fulls_tail[cls] = newer;
   span_set_full(s, false);
-  spans_append(h, s);
+  s->next = NULL;
+  s->prev = last;
+  if (last != NULL) last->next = s; else h->spans[cls] = s;
+  h->spans_tail[cls] = s;
 }
 
 /* The slow path, in the order that keeps a class's footprint at its live
@@ -338,7 +368,7 @@ static void span_from_full(lof_heap_t *h, lof_span_t *s) {
  * span only when it has none left.  Carving cur's fresh page while another
  * span held free blocks would, in time, touch every page of every span a
  * class ever had. */
-LOF_HIDDEN void *lof__heap_alloc_slow(size_t cls, lof_heap_t *h) {
+static LOF_NOINLINE void *heap_alloc_refill(size_t cls, lof_heap_t *h) {
   if (h == &lof__heap_empty) {
     h = lof__heap_get();
     if (h == NULL) {
@@ -359,16 +389,33 @@ LOF_HIDDEN void *lof__heap_alloc_slow(size_t cls, lof_heap_t *h) {
     if (span_has_free(h, s)) goto use;
     span_to_full(h, s);
   }
-  /* The oldest full spans may have been freed into by other threads. */
-  for (int k = 0; k < LOF_FULL_PROBE && h->fulls_tail[cls] != NULL; k++) {
-    lof_span_t *f = h->fulls_tail[cls];
-    fulls_remove(h, f);
-    if (span_collect(h, f)) {
-      span_set_full(f, false);
-      spans_push(h, f);
-    } else {
-      fulls_push(h, f);
+  /* The oldest full spans may have been freed into by other threads: up to
+   * LOF_FULL_PROBE of them, from the tail.  Those with remote frees go to
+   * spans[]; the rest move to the head of fulls[] as one run, so that the
+   * next probe looks at others, without a list operation per span looked
+   * at (a single thread's probe finds nothing: churn made 70k of them). */
+  lof_span_t *f = h->fulls_tail[cls];
+  for (int k = 0; k < LOF_FULL_PROBE && f != NULL; k++) {
+    lof_span_t *older = f->prev;
+    if (atomic_load_explicit(&f->xfree, memory_order_relaxed) != 0) {
+      fulls_remove(h, f);
+      if (span_collect(h, f)) {
+        span_set_full(f, false);
+        spans_push(h, f);
+      } else {
+        fulls_push(h, f);
+      }
     }
+    f = older;
+  }
+  if (f != NULL && f->next != NULL) { /* the run after f, looked at: to the head */
+    lof_span_t *run = f->next, *run_tail = h->fulls_tail[cls];
+    f->next = NULL;
+    h->fulls_tail[cls] = f;
+    run->prev = NULL;
+    run_tail->next = h->fulls[cls];
+    h->fulls[cls]->prev = run_tail;
+    h->fulls[cls] = run;
   }
   if ((s = h->spans[cls]) != NULL) goto use; /* the probe pushes only spans with blocks */
   /* No carved block is free: fresh pages.  spans[] is empty here, so the
@@ -394,12 +441,38 @@ LOF_HIDDEN void *lof__heap_alloc_slow(size_t cls, lof_heap_t *h) {
   if (!span_bump(s)) {
     h->fresh[cls] = NULL;
     span_to_full(h, s); /* an adopted span still full: try again */
-    return lof__heap_alloc_slow(cls, h);
+    return heap_alloc_refill(cls, h);
   }
   h->fresh[cls] = s->capacity < s->reserved ? s : NULL;
 use:
   heap_cur_set(h, cls, s);
   return span_pop(s);
+}
+
+/* malloc's slow path.  Its common case (churn: 178k of 187k calls) is a
+ * span switch: cur has no free block, local or remote, and the next span
+ * on spans[] has some.  That is done here, with the list operations
+ * written for it (cur heads spans[], and goes to the head of fulls[]), in
+ * about a third of the instructions the general path takes (callgrind,
+ * doc/malloc.md); everything else is heap_alloc_refill's.  (Sending cur
+ * to the end of spans[] instead, so that its frees would meet no full
+ * mark, was tried: malloc then reached spans that no block had come back
+ * to, and churn took 6M instructions more in all.) */
+LOF_HIDDEN void *lof__heap_alloc_slow(size_t cls, lof_heap_t *h) {
+  lof_span_t *s = h->cur[cls], *n;
+  if (LOF_UNLIKELY(h->remote_pending != 0 || s == &lof__span_empty || s->free != NULL ||
+                   atomic_load_explicit(&s->xfree, memory_order_relaxed) != 0 ||
+                   (n = s->next) == NULL || n->free == NULL))
+    return heap_alloc_refill(cls, h);
+  h->spans[cls] = n; /* s heads spans[] and n follows it: the tail stays */
+  n->prev = NULL;
+  lof_span_t *f = h->fulls[cls];
+  s->next = f; /* s->prev is NULL: it was a head */
+  if (f != NULL) f->prev = s; else h->fulls_tail[cls] = s;
+  h->fulls[cls] = s;
+  span_set_full(s, true);
+  heap_cur_set(h, cls, n);
+  return span_pop(n);
 }
 
 /* An empty span of a class still in use (h owns other spans of it) is kept

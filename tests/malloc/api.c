@@ -205,6 +205,53 @@ static void test_unfulled_spans_oldest_first(void **state) {
   assert_fresh_thread_returns_1(fifo_thread);
 }
 
+/* Full spans that get blocks back only from other threads (their xfree)
+ * are found by the slow path's probe, which looks at the 8 oldest full
+ * spans (heap.c, LOF_FULL_PROBE) and moves those it looked at to the other
+ * end of the list, so that the next probe looks at the next ones.  Here 12
+ * spans are full and another thread frees a block of the 10th oldest: the
+ * first slow malloc probes the 8 oldest and carves a fresh page, the next
+ * one must reach the 10th.  3000 bytes is the 3072 class: one block a
+ * page, so each malloc after the first span switch takes the slow path. */
+enum { PROBE_SIZE = 3000, PROBE_SPANS = 12, PROBE_MAX = 32 };
+static void *probe_blocks[PROBE_SPANS * PROBE_MAX];
+static void *probe_freer(void *arg) {
+  lof_free(arg); /* held in this thread's remote batch, pushed at its exit */
+  return NULL;
+}
+static void *probe_thread(void *arg) {
+  (void)arg;
+  void *first = lof_malloc(PROBE_SIZE);
+  if (first == NULL) return NULL;
+  size_t bs = lof_malloc_usable_size(first);
+  lof_free(first);
+  size_t span = 16 * bs > 65536 ? 16 * bs : 65536;
+  size_t per = ((span + 4095) & ~(size_t)4095) / bs, n = PROBE_SPANS * per;
+  if (per > PROBE_MAX) return NULL;
+  for (size_t i = 0; i < n; i++)
+    if ((probe_blocks[i] = lof_malloc(PROBE_SIZE)) == NULL) return NULL;
+  void *freed = probe_blocks[9 * per + 3];
+  pthread_t t;
+  if (pthread_create(&t, NULL, probe_freer, freed) != 0) return NULL;
+  pthread_join(t, NULL);
+  void *got[3];
+  int found = 0;
+  for (int i = 0; i < 3; i++) {
+    got[i] = lof_malloc(PROBE_SIZE);
+    if (got[i] == freed) found = 1;
+  }
+  for (size_t i = 0; i < n; i++)
+    if (probe_blocks[i] != freed) lof_free(probe_blocks[i]);
+  for (int i = 0; i < 3; i++) lof_free(got[i]);
+  if (lof_check() != 0) return (void *)3;
+  return found ? (void *)1 : (void *)2;
+}
+
+static void test_full_probe_moves_on(void **state) {
+  (void)state;
+  assert_fresh_thread_returns_1(probe_thread);
+}
+
 /* The slow path hands out a block already carved anywhere in the heap's
  * spans of the class before it carves a fresh page: here a hole freed in a
  * full span comes before the current span's next uncarved page.  (Carving
@@ -622,6 +669,7 @@ int main(void) {
     cmocka_unit_test(test_calloc_zeroes_reused_memory),
     cmocka_unit_test(test_stats_follow),
     cmocka_unit_test(test_reclaim_on_free),
+    cmocka_unit_test(test_full_probe_moves_on),
     cmocka_unit_test(test_remote_batch_flushed_at_exit),
     cmocka_unit_test(test_remote_batch_per_class),
     cmocka_unit_test(test_remote_batch_bounds),
