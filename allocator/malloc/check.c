@@ -106,6 +106,70 @@ static int check_segment(lof_arena_t *a, lof_segment_t *seg) {
   return 0;
 }
 
+/* ---- the calling thread's heap ------------------------------------------ */
+
+/* One span on h's lists: owned by h, its free list inside its carved blocks. */
+static int heap_check_span(lof_heap_t *h, lof_span_t *s) {
+  if (s->state != LOF_SPAN_SMALL || atomic_load_explicit(&s->owner, memory_order_relaxed) != h->id) {
+    lof__message("check: span %p in heap %u has state %u owner %u", (void *)s, h->id, s->state,
+                 atomic_load_explicit(&s->owner, memory_order_relaxed));
+    return -1;
+  }
+  uintptr_t start = lof__span_start(s), end = start + (size_t)s->capacity * s->block_size;
+  size_t n = 0;
+  for (lof_block_t *b = s->free; b != NULL; b = b->next) {
+    uintptr_t p = (uintptr_t)b;
+    if (p < start || p >= end || (p - start) % s->block_size != 0 || ++n > s->capacity) {
+      lof__message("check: span %p: free list holds bad block %p", (void *)s, (void *)b);
+      return -1;
+    }
+  }
+  if (n + lof__span_used(s) != s->capacity || s->capacity > s->reserved) {
+    lof__message("check: span %p: %zu free + %u used != %u carved", (void *)s, n, lof__span_used(s),
+                 s->capacity);
+    return -1;
+  }
+  return 0;
+}
+
+/* h's lists, cur, fresh and direct[] agree. */
+static int heap_check(lof_heap_t *h) {
+  for (unsigned c = 0; c < LOF_NCLASSES; c++) {
+    for (int pass = 0; pass < 2; pass++) {
+      lof_span_t *last = NULL;
+      for (lof_span_t *s = pass ? h->fulls[c] : h->spans[c]; s != NULL; s = s->next) {
+        if (s->cls != c || heap_check_span(h, s) != 0) return -1;
+        last = s;
+      }
+      if (last != (pass ? h->fulls_tail[c] : h->spans_tail[c])) {
+        lof__message("check: heap %u class %u: %s list tail is not its last span", h->id, c,
+                     pass ? "full" : "span");
+        return -1;
+      }
+    }
+    if (h->cur[c] != &lof__span_empty && h->cur[c] != h->spans[c]) {
+      lof__message("check: heap %u class %u: current span is not the head of its list", h->id, c);
+      return -1;
+    }
+    lof_span_t *f = h->fresh[c];
+    if (f != NULL && (f->cls != c || f->capacity >= f->reserved || heap_check_span(h, f) != 0)) {
+      lof__message("check: heap %u class %u: fresh span %p has no pages to carve", h->id, c,
+                   (void *)f);
+      return -1;
+    }
+    if (h->cur[c] != &lof__span_empty && h->cur[c]->cls != c) {
+      lof__message("check: heap %u class %u: current span of class %u", h->id, c, h->cur[c]->cls);
+      return -1;
+    }
+  }
+  for (size_t i = 0; i < LOF_DIRECT_N; i++)
+    if (h->direct[i] != h->cur[lof__class_lut[i]]) {
+      lof__message("check: heap %u: malloc's span for %zu B is not its class's", h->id, i * 16);
+      return -1;
+    }
+  return 0;
+}
+
 LOF_EXPORT int lof_check(void) {
   lof__malloc_init();
   for (unsigned k = 0; k < lof__narenas; k++) {
@@ -124,6 +188,6 @@ LOF_EXPORT int lof_check(void) {
     lof__unlock_marked(&a->lock);
     if (rc != 0) return -1;
   }
-  if (lof__heap_tls != &lof__heap_empty && lof__heap_check(lof__heap_tls) != 0) return -1;
+  if (lof__heap_tls != &lof__heap_empty && heap_check(lof__heap_tls) != 0) return -1;
   return lof__huge_check();
 }

@@ -484,7 +484,8 @@ LOF_HIDDEN lof_heap_t *lof__heap_get(void);  /* the calling thread's heap, creat
 /* (cls first: lof_malloc has it in the first argument register already) */
 LOF_HIDDEN void *lof__heap_alloc_slow(size_t cls, lof_heap_t *h);
 LOF_HIDDEN void lof__heap_free_event(lof_heap_t *h, lof_span_t *s); /* used==0 or full after a local free */
-LOF_HIDDEN void lof__span_remote_free(lof_span_t *s, lof_block_t *b);
+/* cross-thread frees (remote.c) */
+LOF_HIDDEN void lof__span_remote_free(lof_span_t *s, lof_block_t *b); /* heapless thread: one CAS */
 /* A free by h of block b of s, a small span of another heap: held back in
  * h's batch (flushed onto s->xfree in one CAS).  b's cookie is set here. */
 LOF_HIDDEN void lof__heap_remote_free(lof_heap_t *h, lof_span_t *s, lof_block_t *b);
@@ -501,7 +502,6 @@ LOF_HIDDEN void lof__heaps_stats(int64_t *allocated, int64_t *count);
 LOF_HIDDEN void lof__malloc_stats(lof_stats_t *st);
 LOF_HIDDEN void lof__heaps_prefork(void);
 LOF_HIDDEN void lof__heaps_postfork(bool child);
-LOF_HIDDEN int lof__heap_check(lof_heap_t *h);
 
 /* ---- large and huge blocks (large.c, huge.c) ----------------------------- */
 LOF_HIDDEN void *lof__large_alloc(size_t size, size_t align, bool *zero);

@@ -1,6 +1,7 @@
 /*
- * heap.c -- thread heaps: the small-object slow path, cross-thread frees,
- * thread exit and the abandoned spans it leaves.
+ * heap.c -- thread heaps: the small-object slow path, thread exit and the
+ * abandoned spans it leaves.  (A free by another thread is remote.c's until
+ * it lands on a span's xfree stack; lof_check's walk of a heap is check.c's.)
  *
  * Each thread gets a heap on its first malloc (the initial-exec TLS pointer
  * starts at lof__heap_empty, whose every class points at an empty span, so
@@ -12,7 +13,7 @@
  * the same list malloc pops (LIFO), so a block freed and allocated again
  * soon is still in cache.
  *
- * Other threads free onto the span's xfree stack (one CAS).  The owner takes
+ * Other threads free onto the span's xfree stack (remote.c).  The owner takes
  * the whole stack with one exchange when its current span runs dry.  When
  * cur is dry, the slow path uses blocks already carved before it carves
  * fresh pages: cur's remote frees, the other spans on `spans`, then the
@@ -503,67 +504,6 @@ LOF_HIDDEN void lof__heap_free_event(lof_heap_t *h, lof_span_t *s) {
   if (lof__span_used(s) == 0 && s != h->cur[s->cls]) span_park_or_release(h, s);
 }
 
-LOF_HIDDEN void lof__span_remote_free(lof_span_t *s, lof_block_t *b) {
-  b->cookie = lof__block_cookie(s);
-  uintptr_t head = atomic_load_explicit(&s->xfree, memory_order_relaxed);
-  do {
-    b->next = (lof_block_t *)head;
-  } while (!atomic_compare_exchange_weak_explicit(&s->xfree, &head, (uintptr_t)b,
-                                                  memory_order_release, memory_order_relaxed));
-}
-
-/* ---- remote frees, batched ---------------------------------------------- */
-
-/* Push batch q onto its span's xfree (one CAS) and empty it. */
-static void remote_push(lof_heap_t *h, lof_remote_batch_t *q, unsigned cls) {
-  lof_span_t *s = q->span;
-  uintptr_t head = atomic_load_explicit(&s->xfree, memory_order_relaxed);
-  do {
-    q->tail->next = (lof_block_t *)head;
-  } while (!atomic_compare_exchange_weak_explicit(&s->xfree, &head, (uintptr_t)q->head,
-                                                  memory_order_release, memory_order_relaxed));
-  q->span = NULL;
-  q->head = q->tail = NULL;
-  h->remote_pending &= ~((uint64_t)1 << cls);
-}
-
-LOF_HIDDEN void lof__heap_remote_flush(lof_heap_t *h) {
-  for (uint64_t m = h->remote_pending; m != 0; m &= m - 1) {
-    unsigned cls = (unsigned)__builtin_ctzll(m);
-    remote_push(h, &h->remote[cls], cls);
-  }
-}
-
-/* The blocks held back stay counted as used by the span's owner, so the
- * span can be neither released nor reused while they wait (the bounds are
- * at LOF_REMOTE_BATCH).  A batch per class because a thread that frees
- * what another allocated in one go (a consumer, a thread handed a table)
- * meets that thread's spans in the order it carved them, one span per
- * class at a time, but with the classes interleaved: a single batch would
- * be pushed at nearly every free (lofbench pool: 1.07 blocks per CAS with
- * one batch, 3.2 with one per class; prodcons 1.09 and 7.7).  One CAS per
- * batch instead of one per block, on the descriptor line the owner writes
- * at every malloc. */
-LOF_HIDDEN void lof__heap_remote_free(lof_heap_t *h, lof_span_t *s, lof_block_t *b) {
-  b->cookie = lof__block_cookie(s);
-  unsigned cls = s->cls;
-  lof_remote_batch_t *q = &h->remote[cls];
-  if (LOF_UNLIKELY(q->span != s)) { /* a new batch: b will be its tail */
-    if (q->span != NULL) remote_push(h, q, cls);
-    q->span = s;
-    q->head = NULL;
-    q->tail = b;
-    /* LOF_REMOTE_BATCH blocks, or as many as reach LOF_REMOTE_BATCH_BYTES
-     * (1 from 4 KiB up: pushed at once) */
-    uint32_t by_bytes = (LOF_REMOTE_BATCH_BYTES + s->block_size - 1) / s->block_size;
-    q->room = by_bytes < LOF_REMOTE_BATCH ? by_bytes : LOF_REMOTE_BATCH;
-    h->remote_pending |= (uint64_t)1 << cls;
-  }
-  b->next = q->head;
-  q->head = b;
-  if (--q->room == 0) remote_push(h, q, cls);
-}
-
 /* Reclaim on free: the first free into an abandoned span adopts it, so a
  * thread that inherits another's blocks (a table handed to a new thread)
  * frees the rest as their owner, and the span's free blocks serve its
@@ -757,65 +697,4 @@ LOF_HIDDEN void lof__heaps_postfork(bool child) {
     lof__fork_unlock(&abandoned_lock);
     lof__fork_unlock(&heaps_lock);
   }
-}
-
-/* lof_check's view of the calling thread's heap. */
-static int heap_check_span(lof_heap_t *h, lof_span_t *s) {
-  if (s->state != LOF_SPAN_SMALL || atomic_load_explicit(&s->owner, memory_order_relaxed) != h->id) {
-    lof__message("check: span %p in heap %u has state %u owner %u", (void *)s, h->id, s->state,
-                 atomic_load_explicit(&s->owner, memory_order_relaxed));
-    return -1;
-  }
-  uintptr_t start = lof__span_start(s), end = start + (size_t)s->capacity * s->block_size;
-  size_t n = 0;
-  for (lof_block_t *b = s->free; b != NULL; b = b->next) {
-    uintptr_t p = (uintptr_t)b;
-    if (p < start || p >= end || (p - start) % s->block_size != 0 || ++n > s->capacity) {
-      lof__message("check: span %p: free list holds bad block %p", (void *)s, (void *)b);
-      return -1;
-    }
-  }
-  if (n + lof__span_used(s) != s->capacity || s->capacity > s->reserved) {
-    lof__message("check: span %p: %zu free + %u used != %u carved", (void *)s, n, lof__span_used(s),
-                 s->capacity);
-    return -1;
-  }
-  return 0;
-}
-
-LOF_HIDDEN int lof__heap_check(lof_heap_t *h) {
-  for (unsigned c = 0; c < LOF_NCLASSES; c++) {
-    for (int pass = 0; pass < 2; pass++) {
-      lof_span_t *last = NULL;
-      for (lof_span_t *s = pass ? h->fulls[c] : h->spans[c]; s != NULL; s = s->next) {
-        if (s->cls != c || heap_check_span(h, s) != 0) return -1;
-        last = s;
-      }
-      if (last != (pass ? h->fulls_tail[c] : h->spans_tail[c])) {
-        lof__message("check: heap %u class %u: %s list tail is not its last span", h->id, c,
-                     pass ? "full" : "span");
-        return -1;
-      }
-    }
-    if (h->cur[c] != &lof__span_empty && h->cur[c] != h->spans[c]) {
-      lof__message("check: heap %u class %u: current span is not the head of its list", h->id, c);
-      return -1;
-    }
-    lof_span_t *f = h->fresh[c];
-    if (f != NULL && (f->cls != c || f->capacity >= f->reserved || heap_check_span(h, f) != 0)) {
-      lof__message("check: heap %u class %u: fresh span %p has no pages to carve", h->id, c,
-                   (void *)f);
-      return -1;
-    }
-    if (h->cur[c] != &lof__span_empty && h->cur[c]->cls != c) {
-      lof__message("check: heap %u class %u: current span of class %u", h->id, c, h->cur[c]->cls);
-      return -1;
-    }
-  }
-  for (size_t i = 0; i < LOF_DIRECT_N; i++)
-    if (h->direct[i] != h->cur[lof__class_lut[i]]) {
-      lof__message("check: heap %u: malloc's span for %zu B is not its class's", h->id, i * 16);
-      return -1;
-    }
-  return 0;
 }
