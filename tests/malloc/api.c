@@ -171,22 +171,28 @@ static void assert_fresh_thread_returns_1(void *(*fn)(void *)) {
   assert_ptr_equal(ok, (void *)1);
 }
 
+/* Blocks in a span of size's class: a span is max(64 KiB, 16 blocks),
+ * rounded up to pages (sizeclass.c).  0 when a probe malloc fails. */
+static size_t blocks_per_span(size_t size) {
+  void *probe = lof_malloc(size);
+  if (probe == NULL) return 0;
+  size_t bs = lof_malloc_usable_size(probe);
+  lof_free(probe);
+  size_t span = 16 * bs > 65536 ? 16 * bs : 65536;
+  return ((span + 4095) & ~(size_t)4095) / bs;
+}
+
 /* Spans that get a block back after being full are used oldest first: a
  * block freed into a full span earlier is handed out before one freed into
  * another full span later (LIFO would switch span at nearly every malloc of
  * a program that frees at random).  Done in a fresh thread, whose heap holds
- * only the spans made here; a span is max(64 KiB, 16 blocks) (sizeclass.c). */
+ * only the spans made here. */
 enum { FIFO_SIZE = 3500, FIFO_MAX = 64 };
 static void *fifo_thread(void *arg) {
   void *b[3 * FIFO_MAX] = {0};
   (void)arg;
-  void *probe = lof_malloc(FIFO_SIZE);
-  if (probe == NULL) return NULL;
-  size_t bs = lof_malloc_usable_size(probe);
-  lof_free(probe);
-  size_t span = 16 * bs > 65536 ? 16 * bs : 65536;
-  size_t per = ((span + 4095) & ~(size_t)4095) / bs, n = 3 * per;
-  if (per > FIFO_MAX) return NULL;
+  size_t per = blocks_per_span(FIFO_SIZE), n = 3 * per;
+  if (per == 0 || per > FIFO_MAX) return NULL;
   for (size_t i = 0; i < n; i++)
     if ((b[i] = lof_malloc(FIFO_SIZE)) == NULL) return NULL;
   /* three full spans; free a block of the first, then one of the second */
@@ -221,13 +227,8 @@ static void *probe_freer(void *arg) {
 }
 static void *probe_thread(void *arg) {
   (void)arg;
-  void *first = lof_malloc(PROBE_SIZE);
-  if (first == NULL) return NULL;
-  size_t bs = lof_malloc_usable_size(first);
-  lof_free(first);
-  size_t span = 16 * bs > 65536 ? 16 * bs : 65536;
-  size_t per = ((span + 4095) & ~(size_t)4095) / bs, n = PROBE_SPANS * per;
-  if (per > PROBE_MAX) return NULL;
+  size_t per = blocks_per_span(PROBE_SIZE), n = PROBE_SPANS * per;
+  if (per == 0 || per > PROBE_MAX) return NULL;
   for (size_t i = 0; i < n; i++)
     if ((probe_blocks[i] = lof_malloc(PROBE_SIZE)) == NULL) return NULL;
   void *freed = probe_blocks[9 * per + 3];
