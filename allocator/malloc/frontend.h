@@ -260,7 +260,10 @@ static inline uint32_t lof__block_q(const lof_span_t *s, uint32_t off) {
 LOF_HIDDEN extern const uint32_t lof__class_size[LOF_NCLASSES];
 LOF_HIDDEN extern const uint8_t lof__class_lut[LOF_SMALL_MAX / 16 + 1]; /* (size+15)/16 -> class */
 LOF_HIDDEN size_t lof__class_span_pages(unsigned cls);
-LOF_HIDDEN extern const uint8_t lof__class_direct_first[]; /* [LOF_DIRECT_CLASSES + 1] */
+typedef struct lof_class_direct {
+  uint8_t first, steps; /* direct[first .. first + steps - 1] are the class's */
+} lof_class_direct_t;
+LOF_HIDDEN extern const lof_class_direct_t lof__class_direct[LOF_NCLASSES];
 /* s's block_size, bshift, dinv, bkey and reserved for class cls, from its
  * first page and npages. */
 LOF_HIDDEN void lof__span_geometry(lof_span_t *s, unsigned cls);

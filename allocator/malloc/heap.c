@@ -63,24 +63,26 @@ _Static_assert(LOF_DIRECT_N == LOF_DIRECT_MAX / 16 + 1 && LOF_DIRECT_MAX <= LOF_
                "direct[] covers the lut's first entries");
 
 /* The span malloc pops class cls from: cur[cls], and the direct[] steps of
- * the class (those i <= LOF_DIRECT_N - 1 with lof__class_lut[i] == cls). */
-static inline __attribute__((always_inline)) void heap_cur_set(lof_heap_t *h, unsigned cls,
+ * the class (lof__class_direct: none above LOF_DIRECT_MAX). */
+static inline __attribute__((always_inline)) void heap_cur_set(lof_heap_t *h, size_t cls,
                                                                lof_span_t *s) {
   h->cur[cls] = s;
-  if (cls >= LOF_DIRECT_CLASSES) return;
-  unsigned first = lof__class_direct_first[cls];
-  lof_span_t **d = h->direct + first;
-  /* 1, 2, 4 or 8 steps (sizeclass.c): unrolled, since a span switch sets
-   * them and churn makes 187k switches in 30M mallocs */
-  switch (lof__class_direct_first[cls + 1] - first) {
+  lof_class_direct_t dc = lof__class_direct[cls];
+  lof_span_t **d = h->direct + dc.first;
+  /* 0, 1, 2, 4 or 8 steps (sizeclass.c), one table entry: unrolled, since
+   * a span switch sets them and churn makes 179k switches in 30M mallocs */
+  switch (dc.steps) {
   case 8:
     d[7] = s, d[6] = s, d[5] = s, d[4] = s; /* fall through */
   case 4:
     d[3] = s, d[2] = s; /* fall through */
   case 2:
     d[1] = s; /* fall through */
-  default:
+  case 1:
     d[0] = s;
+    break;
+  default:
+    break;
   }
 }
 
@@ -460,8 +462,10 @@ use:
  * mark, was tried: malloc then reached spans that no block had come back
  * to, and churn took 6M instructions more in all.) */
 LOF_HIDDEN void *lof__heap_alloc_slow(size_t cls, lof_heap_t *h) {
+  /* Called only when cur has no free block (malloc's pop failed on it).
+   * The empty span has neither remote frees nor a next span. */
   lof_span_t *s = h->cur[cls], *n;
-  if (LOF_UNLIKELY(h->remote_pending != 0 || s == &lof__span_empty || s->free != NULL ||
+  if (LOF_UNLIKELY(h->remote_pending != 0 ||
                    atomic_load_explicit(&s->xfree, memory_order_relaxed) != 0 ||
                    (n = s->next) == NULL || n->free == NULL))
     return heap_alloc_refill(cls, h);
@@ -500,8 +504,12 @@ static void span_park_or_release(lof_heap_t *h, lof_span_t *s) {
 }
 
 LOF_HIDDEN void lof__heap_free_event(lof_heap_t *h, lof_span_t *s) {
-  if (lof__span_on_fulls(s)) span_from_full(h, s);
-  if (lof__span_used(s) == 0 && s != h->cur[s->cls]) span_park_or_release(h, s);
+  unsigned used = s->used; /* one load: only the owner, h, writes it */
+  if (used & LOF_USED_FULL) {
+    span_from_full(h, s);
+    used &= ~(unsigned)LOF_USED_FULL;
+  }
+  if (used == 0 && s != h->cur[s->cls]) span_park_or_release(h, s);
 }
 
 /* Reclaim on free: the first free into an abandoned span adopts it, so a

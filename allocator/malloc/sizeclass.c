@@ -42,16 +42,15 @@ LOF_HIDDEN const uint8_t lof__class_lut[LOF_SMALL_MAX / 16 + 1] = {
   [513 ... 640] = 32, [641 ... 768] = 33, [769 ... 896] = 34, [897 ... 1024] = 35, /* ..16384 */
 };
 
-/* The first lut index of each class up to LOF_DIRECT_MAX, and past the
- * last one LOF_DIRECT_N: class c owns direct[] steps [first[c], first[c+1])
+/* Each class's direct[] steps: the lut indexes [first, first + steps) name
+ * it; steps is 0 above LOF_DIRECT_MAX, which direct[] does not cover
  * (heap.c: heap_cur_set; tests/malloc/sizeclass.c checks it against the
  * lut). */
-LOF_HIDDEN const uint8_t lof__class_direct_first[LOF_DIRECT_CLASSES + 1] = {
-  0, 2, 3, 4, 5, 6, 7, 8,                     /* 16..128: one step each (class 0 also size 0) */
-  9, 11, 13, 15,                              /* ..256: two */
-  17, 21, 25, 29,                             /* ..512: four */
-  33, 41, 49, 57,                             /* ..1024: eight */
-  LOF_DIRECT_N,
+LOF_HIDDEN const lof_class_direct_t lof__class_direct[LOF_NCLASSES] = {
+  {0, 2}, {2, 1}, {3, 1}, {4, 1}, {5, 1}, {6, 1}, {7, 1}, {8, 1}, /* 16..128 (class 0 also size 0) */
+  {9, 2}, {11, 2}, {13, 2}, {15, 2},                             /* ..256 */
+  {17, 4}, {21, 4}, {25, 4}, {29, 4},                            /* ..512 */
+  {33, 8}, {41, 8}, {49, 8}, {57, 8},                            /* ..1024 */
 };
 
 LOF_HIDDEN size_t lof__class_span_pages(unsigned cls) {

@@ -41,15 +41,21 @@ static void test_direct_classes(void **state) {
   assert_int_equal(below, LOF_DIRECT_CLASSES);
   assert_int_equal(lof__class_size[LOF_DIRECT_CLASSES - 1], LOF_DIRECT_MAX);
   assert_int_equal(lof__class_lut[LOF_DIRECT_N - 1], LOF_DIRECT_CLASSES - 1);
-  /* each class's direct[] steps are exactly the lut entries naming it */
-  assert_int_equal(lof__class_direct_first[0], 0);
-  assert_int_equal(lof__class_direct_first[LOF_DIRECT_CLASSES], LOF_DIRECT_N);
-  for (unsigned c = 0; c < LOF_DIRECT_CLASSES; c++) {
-    unsigned n = lof__class_direct_first[c + 1] - lof__class_direct_first[c];
+  /* each class's direct[] steps are exactly the lut entries naming it, in
+   * order, and the classes above LOF_DIRECT_MAX have none */
+  unsigned next = 0;
+  for (unsigned c = 0; c < LOF_NCLASSES; c++) {
+    unsigned first = lof__class_direct[c].first, n = lof__class_direct[c].steps;
+    if (c >= LOF_DIRECT_CLASSES) {
+      assert_int_equal(n, 0);
+      continue;
+    }
     assert_true(n == 1 || n == 2 || n == 4 || n == 8); /* heap_cur_set's cases */
-    for (unsigned i = lof__class_direct_first[c]; i < lof__class_direct_first[c + 1]; i++)
-      assert_int_equal(lof__class_lut[i], c);
+    assert_int_equal(first, next);
+    for (unsigned i = first; i < first + n; i++) assert_int_equal(lof__class_lut[i], c);
+    next = first + n;
   }
+  assert_int_equal(next, LOF_DIRECT_N);
 }
 
 static void test_smallest_fit_and_waste(void **state) {
