@@ -152,9 +152,12 @@ static int heap_check(lof_heap_t *h) {
       return -1;
     }
     lof_span_t *f = h->fresh[c];
-    if (f != NULL && (f->cls != c || f->capacity >= f->reserved || heap_check_span(h, f) != 0)) {
-      lof__message("check: heap %u class %u: fresh span %p has no pages to carve", h->id, c,
-                   (void *)f);
+    /* fresh: pages left to carve, or an empty span kept whole on fulls[] */
+    bool kept = f != NULL && lof__span_used(f) == 0 && lof__span_on_fulls(f);
+    if (f != NULL &&
+        (f->cls != c || (f->capacity >= f->reserved && !kept) || heap_check_span(h, f) != 0)) {
+      lof__message("check: heap %u class %u: fresh span %p has no pages to carve and is not an "
+                   "empty kept span", h->id, c, (void *)f);
       return -1;
     }
     if (h->cur[c] != &lof__span_empty && h->cur[c]->cls != c) {

@@ -439,7 +439,10 @@ static LOF_NOINLINE void *heap_alloc_refill(size_t cls, lof_heap_t *h) {
     fulls_remove(h, s);
     span_set_full(s, false);
     spans_push(h, s);
-    if (span_has_free(h, s)) goto use; /* remote frees that came while it waited */
+    if (span_has_free(h, s)) { /* a kept span's blocks, or remote frees that came while it waited */
+      if (s->capacity >= s->reserved) h->fresh[cls] = NULL; /* kept whole: nothing to carve */
+      goto use;
+    }
   }
   if (!span_bump(s)) {
     h->fresh[cls] = NULL;
@@ -481,8 +484,8 @@ LOF_HIDDEN void *lof__heap_alloc_slow(size_t cls, lof_heap_t *h) {
 }
 
 /* An empty span of a class still in use (h owns other spans of it) is kept
- * as the class's fresh span, its blocks uncarved again, rather than
- * released: a class whose count hovers at a span boundary would otherwise
+ * as the class's fresh span, with its carved blocks on its free list, rather
+ * than released: a class whose count hovers at a span boundary would otherwise
  * hand the span to the arena and take another at each swing (churn: 3600
  * times in 30M mallocs), and the arena may give the class other pages, or
  * give these resident pages to a class that never carves them.  At most one
@@ -492,8 +495,10 @@ static void span_park_or_release(lof_heap_t *h, lof_span_t *s) {
   spans_remove(h, s);
   bool class_in_use = h->spans[cls] != NULL || h->fulls[cls] != NULL;
   if (class_in_use && (h->fresh[cls] == NULL || h->fresh[cls] == s)) {
-    s->capacity = 0;
-    s->free = NULL;
+    /* Kept carved: its pages are resident and its free list whole, so the
+     * slow path takes it in one step.  (Uncarving it, capacity 0, made the
+     * slow path carve it again a page at a time: churn re-carved 8.8k pages
+     * for 3.6k parks, 2.9M instructions in 30M mallocs.) */
     h->fresh[cls] = s;
     fulls_push(h, s); /* the fresh span waits on fulls[] (see the slow path) */
     span_set_full(s, true);

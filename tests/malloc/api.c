@@ -282,10 +282,11 @@ static void test_holes_before_fresh_pages(void **state) {
 
 /* A span that empties while its class is still in use (the heap owns other
  * spans of it) stays with the heap as the class's fresh span instead of
- * going back to the arena, and the class carves it again.  A free run lower
- * in the arena (L) shows which happened: a span the arena handed out anew
- * would start at L (address-ordered fit), the kept one at A.  16384 bytes:
- * 16 blocks a 256 KiB span. */
+ * going back to the arena, its blocks still carved.  A free run lower in
+ * the arena (L) shows which happened: a span the arena handed out anew
+ * would start at L (address-ordered fit); the kept one hands out the block
+ * of A freed last (its free list is LIFO).  16384 bytes: 16 blocks a 256 KiB
+ * span. */
 static void *park_thread(void *arg) {
   enum { PER = 16 };
   void *a[PER], *b[PER];
@@ -303,7 +304,7 @@ static void *park_thread(void *arg) {
   lof_free(again);
   if (lof_check() != 0) return (void *)4;
   if (again == low) return (void *)2;
-  return again == a[0] ? (void *)1 : (void *)3;
+  return again == a[PER - 1] ? (void *)1 : (void *)3;
 }
 
 static void test_emptied_span_kept_for_its_class(void **state) {
