@@ -92,3 +92,15 @@ int run_with_env(char *const argv[], char *const extra_env[], char *stderr_buf, 
   struct exec e = {argv, extra_env};
   return spawn_capturing(child_exec, &e, stderr_buf, len);
 }
+
+bool lock_budgeted(void) {
+  const char *max = getenv("LOFALLOC_MAX_LOCKED");
+  if (max != NULL && strcmp(max, "") != 0 && strcmp(max, "0") != 0) return true;
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur == RLIM_INFINITY) return false;
+  struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[2];
+  memset(data, 0, sizeof data);
+  if (syscall(SYS_capget, &hdr, data) != 0) return true;
+  return (data[CAP_TO_INDEX(CAP_IPC_LOCK)].effective & CAP_TO_MASK(CAP_IPC_LOCK)) == 0;
+}

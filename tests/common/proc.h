@@ -6,6 +6,7 @@
 #ifndef LOF_TEST_PROC_H
 #define LOF_TEST_PROC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -18,6 +19,10 @@ int run_in_child(int (*fn)(void *), void *arg, char *stderr_buf, size_t len);
  * i.e. drop CAP_IPC_LOCK from every capability set and set RLIMIT_MEMLOCK to
  * limit bytes (soft and hard).  Returns 0, or -1 with errno. */
 int drop_ipc_lock(size_t limit);
+
+/* Memory locking in this process is charged to a limit: no CAP_IPC_LOCK
+ * and a finite RLIMIT_MEMLOCK, or a LOFALLOC_MAX_LOCKED budget. */
+bool lock_budgeted(void);
 
 /* Re-execute a test binary with extra environment (e.g. "LOFALLOC_POLICY=strict"),
  * capturing stderr as above; returns the wait status. */

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "je_test.h"
+#include "proc.h"
 #include "smaps.h"
 
 static extent_hooks_t *lof;
@@ -98,27 +99,12 @@ static bool opt_retain(void) {
  * test_commit_mode_requested. */
 static bool eager;
 
-static bool lock_budgeted(void);
 
 static bool requested_eager(void) {
   const char *mode = getenv("LOFALLOC_JE_COMMIT");
   if (mode != NULL && strcmp(mode, "eager") == 0) return true;
   if (mode != NULL && strcmp(mode, "lazy") == 0) return false;
   return !lock_budgeted();
-}
-
-/* Locking is charged to a limit: no CAP_IPC_LOCK, a finite RLIMIT_MEMLOCK,
- * or a LOFALLOC_MAX_LOCKED budget. */
-static bool lock_budgeted(void) {
-  const char *max = getenv("LOFALLOC_MAX_LOCKED");
-  if (max != NULL && strcmp(max, "") != 0 && strcmp(max, "0") != 0) return true;
-  struct rlimit rl;
-  if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur == RLIM_INFINITY) return false;
-  struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
-  struct __user_cap_data_struct data[2];
-  memset(data, 0, sizeof data);
-  if (syscall(SYS_capget, &hdr, data) != 0) return true;
-  return (data[CAP_TO_INDEX(CAP_IPC_LOCK)].effective & CAP_TO_MASK(CAP_IPC_LOCK)) == 0;
 }
 
 static int setup(void **state) {
