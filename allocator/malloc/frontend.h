@@ -416,7 +416,7 @@ typedef struct lof_heap {
   lof_span_t *spans_tail[LOF_NCLASSES]; /* ... and the last */
   lof_span_t *fulls[LOF_NCLASSES]; /* owned spans found full, newest first */
   lof_span_t *fulls_tail[LOF_NCLASSES]; /* ... and the oldest */
-  lof_span_t *fresh[LOF_NCLASSES]; /* the owned span with uncarved pages, or NULL */
+  lof_span_t *fresh[LOF_NCLASSES]; /* the owned span with uncarved pages, or an emptied one kept whole (on fulls[]), or NULL */
   uint32_t id;                     /* owner id stamped in its spans (never 0) */
   lof_arena_t *arena;              /* where its spans and large blocks come from */
   _Atomic(int64_t) allocated;      /* large/huge: usable bytes malloc'ed minus freed by this thread */
