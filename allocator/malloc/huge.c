@@ -15,16 +15,19 @@
  * served (the region is mapped at that alignment; nothing is wasted before
  * the block).
  *
- * realloc grows or shrinks the mapping with mremap (lof__region_remap), and
- * when that fails -- no room to grow, or the growth does not fit the lock
+ * A block of 4 MiB or more is mapped with room after it (HUGE_ROOM), so
+ * that realloc and the cache grow it in place.  realloc resizes the mapping
+ * without a copy (lof__region_remap: into the room, back into it, or past
+ * it with a moving mremap), and when that fails -- no room to grow, or the growth does not fit the lock
  * budget -- falls back to a new block, a copy and a free, so a realloc never
  * fails where malloc of the new size would succeed.
  *
  * Freed blocks go to a cache instead of being unmapped at once: a later huge
  * request that it holds, at most four times its size, with the right
  * alignment reuses one without a system call; a page-aligned request
- * that no entry fits takes the entry nearest in size and mremaps it (one
- * call, no copy, no refault of the pages it keeps).  Cache entries decay like
+ * that no entry fits takes the largest smaller entry whose room holds the
+ * growth, else the entry nearest in size, and resizes it (no copy, no
+ * refault of the pages it keeps).  Cache entries decay like
  * free pages (LOFALLOC_DECAY_MS; never with -1/never or mallopt
  * M_TRIM_THRESHOLD -1): they expire at the next huge call, or at the next
  * arena operation (a span or large block taken or given back) after they
@@ -42,7 +45,7 @@
  * And the slack of a block handed out whole for a smaller request -- the
  * pages past the request -- stays resident only while the cache and every
  * live block's slack together hold at most HUGE_CACHE_MAX_BYTES; past that
- * the block is shrunk to the request (mremap), so neither its pages nor its
+ * the block is shrunk to the request (into its room), so neither its pages nor its
  * lock charge outlive the bound.  Pinned (reserve) blocks are never
  * touched by either rule: their reuse makes no system call.
  */
@@ -76,6 +79,16 @@ typedef struct lof_huge {
  * quarter (exact reuse or mremap to size) 68k minor faults and 88 MB peak;
  * with 4x, 25k faults and 102 MB (tcmalloc 27k, 109 MB; glibc 103k, 110 MB). */
 #define HUGE_SLACK_MAX 3 /* usable - request <= 3 x request */
+/* Address space reserved past a block for it to grow into in place
+ * (lof__region_map): as much again as the block, for blocks of 4 MiB (the
+ * default threshold) and more; none below, where a lowered threshold makes
+ * many small huge blocks.  Room costs neither memory nor lock charge
+ * (PROT_NONE), one VMA.  A block that grows past it is moved by mremap,
+ * and on a VM that shadows page tables every page of a moved block faults
+ * again at its next touch: bigchurn's 12 moves of 11-25 MiB cost it more
+ * user time than all its writes. */
+#define HUGE_ROOM_MIN ((size_t)4 << 20)
+#define HUGE_ROOM(len) ((len) >= HUGE_ROOM_MIN ? (len) : 0)
 
 static pthread_mutex_t huge_lock = PTHREAD_MUTEX_INITIALIZER; /* guards everything below */
 static lof_huge_t *huge_buckets[HUGE_BUCKETS];
@@ -223,13 +236,15 @@ static void cache_unlink_locked(lof_huge_t *d) {
 
 /* The best cached block for size bytes at align, unlinked, or NULL: the
  * smallest that holds it; an unpinned one at most HUGE_SLACK_MAX x larger.  When
- * none fits and the request needs only page alignment, the unpinned block
- * nearest in size is taken instead and *resize is set: the caller mremaps
- * it to the request (no copy; its resident pages stay resident and locked,
- * a shrink drops the tail), which is what keeps a churn of blocks of
- * varying sizes off fresh mappings and their faults. */
+ * none fits and the request needs only page alignment, an unpinned block is
+ * taken to be resized and *resize is set: the largest one smaller than the
+ * request whose room holds the growth (it grows in place: no copy, no move,
+ * its resident pages stay resident and locked), else the one nearest in
+ * size (a shrink is in place too; growth past the room moves the block).
+ * That keeps a churn of blocks of varying sizes off fresh mappings and
+ * their faults. */
 static lof_huge_t *cache_take_locked(size_t size, size_t align, bool *resize) {
-  lof_huge_t *best = NULL, *near = NULL;
+  lof_huge_t *best = NULL, *near = NULL, *grow = NULL;
   size_t near_gap = SIZE_MAX;
   *resize = false;
   for (lof_huge_t *d = cache_head; d != NULL; d = d->next) {
@@ -239,13 +254,15 @@ static lof_huge_t *cache_take_locked(size_t size, size_t align, bool *resize) {
         near = d;
         near_gap = gap;
       }
+      if (d->size < size && size - d->size <= d->region->room && (grow == NULL || d->size > grow->size))
+        grow = d;
     }
     if (d->size < size || (d->block & (align - 1)) != 0) continue;
     if (!d->pinned && d->size - size > size * HUGE_SLACK_MAX) continue;
     if (best == NULL || d->size < best->size) best = d;
   }
   if (best == NULL && near != NULL && align <= LOF_PAGE_SIZE) {
-    best = near;
+    best = grow != NULL ? grow : near;
     *resize = true;
   }
   if (best != NULL) cache_unlink_locked(best);
@@ -317,7 +334,7 @@ LOF_HIDDEN size_t lof__huge_cache_flush(void) {
 /* An unpinned cached block d taken for len bytes (len <= d->size), not yet
  * live.  Its slack (the bytes past len) stays, resident and counted in
  * slack_bytes, while the bound allows; past it the block is shrunk to len
- * in place (mremap: the slack's pages and its lock charge go; if refused,
+ * in place (into its room: the slack's pages and its lock charge go; if refused,
  * the slack's pages are dropped instead).  For calloc (clear) the first len
  * bytes are dropped, so they read as zero (*zero) without being written; a
  * refused drop leaves them as they were and calloc writes its zeros. */
@@ -357,7 +374,7 @@ LOF_HIDDEN void *lof__huge_alloc(size_t size, size_t align, bool clear, bool *ze
   lof__unlock_nosignal(&huge_lock, &held);
   huge_release_list(expired);
   if (d != NULL && resize) {
-    /* No lock held: mremap to the request.  Refused (no room to grow, or
+    /* No lock held: resized to the request.  Refused (no room to grow, or
      * not within the lock budget): the block goes, and so does its charge,
      * before a fresh mapping is tried. */
     if (lof__region_remap(d->region, len) == 0) {
@@ -382,10 +399,10 @@ LOF_HIDDEN void *lof__huge_alloc(size_t size, size_t align, bool clear, bool *ze
     return (void *)d->block;
   }
 
-  lof_region_t *r = lof__region_map(len, align);
+  lof_region_t *r = lof__region_map(len, HUGE_ROOM(len), align);
   if (r == NULL && lof__huge_cache_flush() != 0) {
     /* the cached blocks hold lock charge: give it back and try again */
-    r = lof__region_map(len, align);
+    r = lof__region_map(len, HUGE_ROOM(len), align);
   }
   if (r == NULL) {
     errno = ENOMEM;
@@ -478,7 +495,7 @@ LOF_HIDDEN void *lof__huge_realloc(void *p, size_t size, size_t *old_size) {
   live_link_locked(d);
   lof__unlock_nosignal(&huge_lock, &held);
   if (q != NULL || size <= old) return q;
-  /* mremap could not grow it (no room, or not within the lock budget): a
+  /* It could not be grown (no address space, or not within the lock budget): a
    * new block, as malloc would give it, then copy and free. */
   bool zero;
   q = lof__huge_alloc(size, LOF_PAGE_SIZE, false, &zero);

@@ -620,6 +620,12 @@ int lof__os_remap(void *addr, size_t old_len, size_t new_len, void **out) {
   return 0;
 }
 
+int lof__os_remap_to(void *addr, size_t old_len, size_t new_len, void *dest) {
+  OS_FAULT(LOF_OS_MREMAP, -1);
+  void *p = (void *)syscall(SYS_mremap, addr, old_len, new_len, MREMAP_MAYMOVE | MREMAP_FIXED, dest);
+  return p == MAP_FAILED ? -1 : 0;
+}
+
 int lof__os_release(void *addr, size_t len) {
   return os_munmap(addr, len);
 }

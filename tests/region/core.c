@@ -163,7 +163,7 @@ static void test_map_and_remap(void **state) {
   (void)state;
   lof_stats_t s0, s1;
   lof__region_stats_basic(&s0);
-  lof_region_t *r = lof__region_map(8 * MiB, PAGE);
+  lof_region_t *r = lof__region_map(8 * MiB, 0, PAGE);
   assert_non_null(r);
   char *p = (char *)r->base;
   assert_true(smaps_has_flags(p, "lo lf"));
@@ -185,6 +185,66 @@ static void test_map_and_remap(void **state) {
   lof__region_release(r);
   assert_null(lof__region_find(p + 100));
   lof__region_stats_basic(&s1);
+  assert_int_equal(s1.committed, s0.committed);
+  assert_int_equal(s1.locked_range, s0.locked_range);
+}
+
+/* A whole region mapped with room grows into it in place: the block keeps
+ * its address and its page tables, the grown part joins its VMA, locked on
+ * fault and unpopulated; a shrink goes back to the room; growth past the
+ * room moves the block into a new reservation with room as large as the new
+ * size.  The room is reserved, never committed or charged.  Sizes fit the
+ * default 8 MiB limit. */
+static void test_map_room_grows_in_place(void **state) {
+  (void)state;
+  lof_stats_t s0, s1;
+  lof__region_stats_basic(&s0);
+  uint64_t vmlck0 = proc_vmlck();
+  lof_region_t *r = lof__region_map(2 * MiB, 2 * MiB, PAGE);
+  assert_non_null(r);
+  char *p = (char *)r->base;
+  assert_int_equal(r->room, 2 * MiB);
+  lof__region_stats_basic(&s1);
+  assert_int_equal(s1.reserved - s0.reserved, 4 * MiB);
+  assert_int_equal(s1.committed - s0.committed, 2 * MiB);
+  memset(p, 0x6b, 1 * MiB);
+  assert_int_equal(lof__region_remap(r, 3 * MiB), 0);
+  assert_ptr_equal((char *)r->base, p); /* in place */
+  assert_int_equal(r->size, 3 * MiB);
+  assert_int_equal(r->room, 1 * MiB);
+  assert_int_equal(vmas_in(p, 3 * MiB), 1); /* the grown part merged */
+  assert_true(smaps_has_flags(p + 2 * MiB, "lo lf"));
+  assert_int_equal(locked_in(p, 4 * MiB), 1 * MiB); /* grown, not populated */
+  assert_int_equal(p[1 * MiB - 1], 0x6b);
+  p[3 * MiB - 1] = 1;
+  lof__region_stats_basic(&s1);
+  assert_int_equal(s1.locked_range - s0.locked_range, 3 * MiB); /* the room is not charged */
+  if (!lof__region_locks_whole()) { /* VmLck: the grown range, not the 1 MiB of room left */
+    uint64_t vmlck = proc_vmlck() - vmlck0;
+    assert_true(vmlck >= 3 * MiB && vmlck < 4 * MiB);
+  }
+  assert_int_equal(lof__region_remap(r, 1 * MiB), 0);
+  assert_ptr_equal((char *)r->base, p);
+  assert_int_equal(r->room, 3 * MiB);
+  assert_int_equal(locked_in(p, 4 * MiB), 1 * MiB);
+  lof__region_stats_basic(&s1);
+  assert_int_equal(s1.committed - s0.committed, 1 * MiB);
+  assert_int_equal(s1.locked_range - s0.locked_range, 1 * MiB);
+  assert_int_equal(s1.reserved - s0.reserved, 4 * MiB);
+  assert_int_equal(lof__region_remap(r, 5 * MiB), 0); /* past the room: moved */
+  p = (char *)r->base;
+  assert_int_equal(r->size, 5 * MiB);
+  assert_int_equal(r->room, 5 * MiB);
+  assert_int_equal(p[1 * MiB - 1], 0x6b);
+  assert_int_equal(p[4 * MiB], 0);
+  assert_true(smaps_has_flags(p + 4 * MiB, "lo lf"));
+  lof__region_stats_basic(&s1);
+  assert_int_equal(s1.reserved - s0.reserved, 10 * MiB);
+  assert_int_equal(s1.committed - s0.committed, 5 * MiB);
+  assert_ptr_equal(lof__region_find(p + 4 * MiB), r);
+  lof__region_release(r);
+  lof__region_stats_basic(&s1);
+  assert_int_equal(s1.reserved, s0.reserved);
   assert_int_equal(s1.committed, s0.committed);
   assert_int_equal(s1.locked_range, s0.locked_range);
 }
@@ -446,7 +506,7 @@ static int child_mlockall(void *arg) {
   CHILD_CHECK(locked_in(base, 4 * GiB) == 0);
   CHILD_CHECK(lof__region_decommit(r, base, GiB) == 0);
   CHILD_CHECK(smaps_has_flags(base, "lo") == lof__region_locks_whole());
-  lof_region_t *h = lof__region_map(64 * MiB, PAGE);
+  lof_region_t *h = lof__region_map(64 * MiB, 0, PAGE);
   CHILD_CHECK(h != NULL && smaps_has_flags((void *)h->base, "lo lf"));
   CHILD_CHECK(locked_in((void *)h->base, 64 * MiB) == 0);
   return 0;
@@ -620,6 +680,7 @@ int main(void) {
     cmocka_unit_test(test_legacy_purge),
     cmocka_unit_test(test_churn_keeps_vmas_few),
     cmocka_unit_test(test_map_and_remap),
+    cmocka_unit_test(test_map_room_grows_in_place),
     cmocka_unit_test(test_bad_arguments),
     cmocka_unit_test(test_64g_reservation_unprivileged),
     cmocka_unit_test(test_policy_strict),
