@@ -392,14 +392,6 @@ LOF_HIDDEN void lof__arenas_prefork(void);
 LOF_HIDDEN void lof__arenas_postfork(bool child);
 
 /* ---- thread heaps (heap.c) ----------------------------------------------- */
-/* Blocks this thread freed into one span of another heap, not yet pushed
- * onto its xfree: linked, cookies set, still counted in the span's used. */
-typedef struct lof_remote_batch {
-  lof_span_t *span;                /* NULL: empty */
-  lof_block_t *head, *tail;
-  uint32_t room;                   /* blocks it may take before it is pushed (>= 1) */
-} lof_remote_batch_t;
-
 /* Sizes up to LOF_DIRECT_MAX have the span malloc pops from at hand per
  * 16-byte step of size, not per class: lof_malloc's fast path then needs
  * no class lookup (two instructions and a dependent load fewer).  Up to
@@ -425,22 +417,21 @@ typedef struct lof_heap {
                                          * into other heaps' spans (-1 each) or collected from
                                          * its own spans' xfree (+1 each): a span's used counts
                                          * a remotely freed block until its owner collects it */
-  lof_remote_batch_t remote[LOF_NCLASSES]; /* per class: blocks of one span of another heap
-                                    * that this thread freed and holds back */
-  uint64_t remote_pending;         /* bit c: remote[c] holds blocks */
+  lof_block_t *foreign[LOF_NCLASSES]; /* per class: blocks this thread freed into other heaps'
+                                    * spans and holds back (remote.c), newest first */
+  uint16_t foreign_n[LOF_NCLASSES];  /* ... and how many */
   struct lof_heap *next;           /* registry of live heaps / free pool */
   struct lof_heap *prev;
 } lof_heap_t;
 
-/* A thread's frees into another heap's spans are held back, one batch per
- * size class, and each batch is pushed in one CAS (heap.c): when it holds
- * LOF_REMOTE_BATCH blocks or LOF_REMOTE_BATCH_BYTES, when the next remote
- * free of its class is for another span, and (every batch) at the thread's
- * malloc slow path, lof_purge and exit.  So a thread holds back at most
- * 32 blocks of each class and 4 KiB of each class above 128 B. */
-#define LOF_REMOTE_BATCH 32
-#define LOF_REMOTE_BATCH_BYTES 4096
-_Static_assert(LOF_NCLASSES <= 64, "remote_pending has a bit per class");
+/* A thread's frees into another heap's spans are held back in a cache per
+ * size class (remote.c), which its own mallocs of the class take from
+ * first; it is emptied onto the spans' xfree stacks when it reaches
+ * LOF_REMOTE_BATCH blocks or LOF_REMOTE_BATCH_BYTES, and (every class) at
+ * lof_purge and exit.  So a thread holds back at most 63 blocks of each
+ * class and 16 KiB of each class above 256 B. */
+#define LOF_REMOTE_BATCH 64
+#define LOF_REMOTE_BATCH_BYTES 16384
 #define LOF_HEAP_EMPTY_ID UINT32_MAX
 LOF_HIDDEN extern lof_heap_t lof__heap_empty;
 LOF_HIDDEN extern lof_span_t lof__span_empty;
@@ -490,9 +481,12 @@ LOF_HIDDEN void lof__heap_free_event(lof_heap_t *h, lof_span_t *s); /* used==0 o
 /* cross-thread frees (remote.c) */
 LOF_HIDDEN void lof__span_remote_free(lof_span_t *s, lof_block_t *b); /* heapless thread: one CAS */
 /* A free by h of block b of s, a small span of another heap: held back in
- * h's batch (flushed onto s->xfree in one CAS).  b's cookie is set here. */
+ * h's cache of remote frees (emptied onto the spans' xfree, one CAS per
+ * run of one span).  b's cookie is set here. */
 LOF_HIDDEN void lof__heap_remote_free(lof_heap_t *h, lof_span_t *s, lof_block_t *b);
 LOF_HIDDEN void lof__heap_remote_flush(lof_heap_t *h);
+/* A block of class cls from h's cache of remote frees (malloc's slow path), or NULL. */
+LOF_HIDDEN void *lof__heap_remote_take(lof_heap_t *h, unsigned cls);
 /* b of s, s abandoned (owner 0): h adopts s and frees b as its owner.
  * false when s is not (or no longer) on the abandoned lists. */
 LOF_HIDDEN bool lof__heap_reclaim(lof_heap_t *h, lof_span_t *s, lof_block_t *b);

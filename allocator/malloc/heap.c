@@ -364,9 +364,10 @@ static inline __attribute__((always_inline)) void span_from_full(lof_heap_t *h, 
 }
 
 /* The slow path, in the order that keeps a class's footprint at its live
- * peak: blocks already carved anywhere in the heap's spans of the class
- * (cur's remote frees, then the other spans, then the oldest full spans'
- * remote frees) before fresh pages.  Fresh pages come from the one span of
+ * peak: blocks already carved -- first those this thread freed into other
+ * heaps' spans and still holds (remote.c), then anywhere in the heap's
+ * spans of the class (cur's remote frees, then the other spans, then the
+ * oldest full spans' remote frees) -- before fresh pages.  Fresh pages come from the one span of
  * the class with uncarved pages, h->fresh[cls], a page at a time, and a new
  * span only when it has none left.  Carving cur's fresh page while another
  * span held free blocks would, in time, touch every page of every span a
@@ -379,7 +380,8 @@ static LOF_NOINLINE void *heap_alloc_refill(size_t cls, lof_heap_t *h) {
       return NULL;
     }
   }
-  if (h->remote_pending != 0) lof__heap_remote_flush(h);
+  /* the block of the class this thread freed last into another heap's span */
+  if (h->foreign[cls] != NULL) return lof__heap_remote_take(h, (unsigned)cls);
   lof_span_t *s = h->cur[cls];
   if (s != &lof__span_empty) {
     if (span_has_free(h, s)) return span_pop(s);
@@ -468,7 +470,7 @@ LOF_HIDDEN void *lof__heap_alloc_slow(size_t cls, lof_heap_t *h) {
   /* Called only when cur has no free block (malloc's pop failed on it).
    * The empty span has neither remote frees nor a next span. */
   lof_span_t *s = h->cur[cls], *n;
-  if (LOF_UNLIKELY(h->remote_pending != 0 ||
+  if (LOF_UNLIKELY(h->foreign[cls] != NULL ||
                    atomic_load_explicit(&s->xfree, memory_order_relaxed) != 0 ||
                    (n = s->next) == NULL || n->free == NULL))
     return heap_alloc_refill(cls, h);

@@ -1,72 +1,97 @@
 /*
  * remote.c -- frees of small blocks owned by another thread's heap.
  *
- * A block freed by a thread that does not own its span goes onto the span's
- * xfree stack (a lock-free LIFO the owner empties with one exchange, heap.c).
- * A thread with a heap holds such blocks back in a per-class batch, one span
- * at a time, and pushes the whole batch with one CAS; a thread without one
- * (lof__span_remote_free) pushes each block alone.  Nothing here takes a lock
- * or makes a system call.
+ * A block freed by a thread that does not own its span belongs on the
+ * span's xfree stack (a lock-free LIFO the owner empties with one exchange,
+ * heap.c).  A thread with a heap first keeps such blocks in a cache of its
+ * own, one per size class (h->foreign), and its mallocs of the class take
+ * them back from there before anything else (lof__heap_remote_take): a
+ * block it has just freed, still in its CPU's cache, with no atomic
+ * operation either way.  Such a block never leaves its span's used count,
+ * so it can be handed out again as it stands.  When a class's cache reaches
+ * its bound it is emptied onto the spans' xfree stacks, one CAS per run of
+ * blocks of one span; a thread without a heap (lof__span_remote_free)
+ * pushes each block alone.  Nothing here takes a lock or makes a system
+ * call.
  */
 #include "frontend.h"
 
-LOF_HIDDEN void lof__span_remote_free(lof_span_t *s, lof_block_t *b) {
-  b->cookie = lof__block_cookie(s);
-  uintptr_t head = atomic_load_explicit(&s->xfree, memory_order_relaxed);
+/* Push the list head..tail (blocks of s, cookies set) onto s->xfree. */
+static void xfree_push(lof_span_t *s, lof_block_t *head, lof_block_t *tail) {
+  uintptr_t old = atomic_load_explicit(&s->xfree, memory_order_relaxed);
   do {
-    b->next = (lof_block_t *)head;
-  } while (!atomic_compare_exchange_weak_explicit(&s->xfree, &head, (uintptr_t)b,
+    tail->next = (lof_block_t *)old;
+  } while (!atomic_compare_exchange_weak_explicit(&s->xfree, &old, (uintptr_t)head,
                                                   memory_order_release, memory_order_relaxed));
 }
 
-/* ---- remote frees, batched ---------------------------------------------- */
+LOF_HIDDEN void lof__span_remote_free(lof_span_t *s, lof_block_t *b) {
+  b->cookie = lof__block_cookie(s);
+  xfree_push(s, b, b);
+}
 
-/* Push batch q onto its span's xfree (one CAS) and empty it. */
-static void remote_push(lof_heap_t *h, lof_remote_batch_t *q, unsigned cls) {
-  lof_span_t *s = q->span;
-  uintptr_t head = atomic_load_explicit(&s->xfree, memory_order_relaxed);
-  do {
-    q->tail->next = (lof_block_t *)head;
-  } while (!atomic_compare_exchange_weak_explicit(&s->xfree, &head, (uintptr_t)q->head,
-                                                  memory_order_release, memory_order_relaxed));
-  q->span = NULL;
-  q->head = q->tail = NULL;
-  h->remote_pending &= ~((uint64_t)1 << cls);
+/* ---- the per-class caches ------------------------------------------------ */
+
+/* Empty class cls's cache onto the xfree stacks of its blocks' spans (a
+ * free block's cookie names its span): one CAS per run of consecutive
+ * blocks of one span.  A thread that frees what another allocated in one
+ * go (a consumer, a thread handed a table) meets that thread's spans in
+ * the order it carved them, so its runs are long: the blocks per CAS of
+ * the per-span batches this replaced, one batch for all classes -> one per
+ * class, were pool 1.07 -> 3.19, server 1.07 -> 2.72, prodcons 1.09 ->
+ * 7.69 (doc/malloc.md). */
+static void foreign_evict(lof_heap_t *h, unsigned cls) {
+  lof_block_t *b = h->foreign[cls];
+  h->foreign[cls] = NULL;
+  h->foreign_n[cls] = 0;
+  lof_span_t *run = NULL;
+  lof_block_t *head = NULL, *tail = NULL;
+  while (b != NULL) {
+    lof_block_t *next = b->next;
+    lof_span_t *s = (lof_span_t *)b->cookie;
+    if (s != run) {
+      if (run != NULL) xfree_push(run, head, tail);
+      run = s;
+      head = b;
+    } else {
+      tail->next = b;
+    }
+    tail = b;
+    b = next;
+  }
+  if (run != NULL) xfree_push(run, head, tail);
 }
 
 LOF_HIDDEN void lof__heap_remote_flush(lof_heap_t *h) {
-  for (uint64_t m = h->remote_pending; m != 0; m &= m - 1) {
-    unsigned cls = (unsigned)__builtin_ctzll(m);
-    remote_push(h, &h->remote[cls], cls);
-  }
+  for (unsigned c = 0; c < LOF_NCLASSES; c++)
+    if (h->foreign[c] != NULL) foreign_evict(h, c);
 }
 
-/* The blocks held back stay counted as used by the span's owner, so the
- * span can be neither released nor reused while they wait (the bounds are
- * at LOF_REMOTE_BATCH).  A batch per class because a thread that frees
- * what another allocated in one go (a consumer, a thread handed a table)
- * meets that thread's spans in the order it carved them, one span per
- * class at a time, but with the classes interleaved: a single batch would
- * be pushed at nearly every free (lofbench pool: 1.07 blocks per CAS with
- * one batch, 3.2 with one per class; prodcons 1.09 and 7.7).  One CAS per
- * batch instead of one per block, on the descriptor line the owner writes
- * at every malloc. */
+/* The cache of a class holds fewer than LOF_REMOTE_BATCH blocks and fewer
+ * than LOF_REMOTE_BATCH_BYTES of them (16 KiB blocks are pushed at once):
+ * at most 63 blocks of each class and 16 KiB of each class above 256 B per
+ * thread, 560 KiB in all.  Its blocks stay counted as used by their spans'
+ * owners, so those spans can be neither released nor reused while they
+ * wait.  (n * size against the bytes: no division on the free path.) */
 LOF_HIDDEN void lof__heap_remote_free(lof_heap_t *h, lof_span_t *s, lof_block_t *b) {
   b->cookie = lof__block_cookie(s);
   unsigned cls = s->cls;
-  lof_remote_batch_t *q = &h->remote[cls];
-  if (LOF_UNLIKELY(q->span != s)) { /* a new batch: b will be its tail */
-    if (q->span != NULL) remote_push(h, q, cls);
-    q->span = s;
-    q->head = NULL;
-    q->tail = b;
-    /* LOF_REMOTE_BATCH blocks, or as many as reach LOF_REMOTE_BATCH_BYTES
-     * (1 from 4 KiB up: pushed at once) */
-    uint32_t by_bytes = (LOF_REMOTE_BATCH_BYTES + s->block_size - 1) / s->block_size;
-    q->room = by_bytes < LOF_REMOTE_BATCH ? by_bytes : LOF_REMOTE_BATCH;
-    h->remote_pending |= (uint64_t)1 << cls;
-  }
-  b->next = q->head;
-  q->head = b;
-  if (--q->room == 0) remote_push(h, q, cls);
+  b->next = h->foreign[cls];
+  h->foreign[cls] = b;
+  uint32_t n = ++h->foreign_n[cls];
+  if (n >= LOF_REMOTE_BATCH || n * s->block_size >= LOF_REMOTE_BATCH_BYTES) foreign_evict(h, cls);
+}
+
+/* malloc's slow path: the block of class cls this thread freed last into
+ * another heap's span, or NULL.  Only the statistics' correction made at
+ * its free is undone: the owner never counted it back. */
+LOF_HIDDEN void *lof__heap_remote_take(lof_heap_t *h, unsigned cls) {
+  lof_block_t *b = h->foreign[cls];
+  if (b == NULL) return NULL;
+  lof__debug_free_block((const lof_span_t *)b->cookie, b);
+  h->foreign[cls] = b->next;
+  h->foreign_n[cls]--;
+  b->cookie = 0;
+  lof__stat_remote(h, cls, 1);
+  return b;
 }

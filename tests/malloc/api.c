@@ -466,7 +466,7 @@ static void test_reclaim_on_free(void **state) {
 }
 
 /* Blocks freed by another thread are held back in that thread's batch (at
- * most LOF_REMOTE_BATCH = 32) and reach the owner when the batch flushes:
+ * most LOF_REMOTE_BATCH = 64) and reach the owner when the batch flushes:
  * at the latest when the freeing thread exits.  While held, the stats count
  * them freed and the heap checks clean; after, the owner reuses them all. */
 static void *free_xblocks(void *arg) {
@@ -516,7 +516,7 @@ static void test_remote_batch_flushed_at_exit(void **state) {
  * blocks instead (one batch for all classes would push at every switch of
  * class, and the owner's slow path would collect them).  When the freeing
  * thread exits, its batches are pushed and the owner gets them all back. */
-enum { PN = 24 }; /* below LOF_REMOTE_BATCH blocks and, at 96 B, its 4 KiB */
+enum { PN = 24 }; /* below LOF_REMOTE_BATCH blocks and, at 96 B, its 16 KiB */
 static void *pblocks[2][PN];
 static pthread_mutex_t pmutex = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t pcond = PTHREAD_COND_INITIALIZER;
@@ -594,14 +594,14 @@ static void test_remote_batch_per_class(void **state) {
   assert_fresh_thread_returns_1(batch_per_class_thread);
 }
 
-/* A batch is pushed as soon as it holds LOF_REMOTE_BATCH (32) blocks or
- * reaches LOF_REMOTE_BATCH_BYTES (4 KiB): 26 blocks of 160 B, a single one
- * of 8 KiB.  One block fewer stays held back until the freeing thread
+/* A batch is pushed as soon as it holds LOF_REMOTE_BATCH (64) blocks or
+ * reaches LOF_REMOTE_BATCH_BYTES (16 KiB): 16 blocks of 1 KiB, a single one
+ * of 16 KiB.  One block fewer stays held back until the freeing thread
  * exits.  Each case in a fresh owner thread, whose mallocs of the class
  * then run through its span and collect whatever was pushed (the stages
  * as in test_remote_batch_per_class). */
 typedef struct bound_case { size_t size; int n; bool pushed; } bound_case_t;
-static void *bblocks[32];
+static void *bblocks[64];
 static int bn;
 
 static void *free_bblocks(void *arg) {
@@ -640,7 +640,7 @@ static void *bound_thread(void *arg) {
 static void test_remote_batch_bounds(void **state) {
   (void)state;
   static const bound_case_t cases[] = {
-    {64, 31, false}, {64, 32, true}, {160, 25, false}, {160, 26, true}, {8192, 1, true},
+    {64, 63, false}, {64, 64, true}, {1024, 15, false}, {1024, 16, true}, {16384, 1, true},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     pthread_t t;
@@ -651,6 +651,58 @@ static void test_remote_batch_bounds(void **state) {
       fail_msg("%zu B x %d: expected %s, step %p", cases[i].size, cases[i].n,
                cases[i].pushed ? "pushed" : "held back", ok);
   }
+}
+
+/* A thread's mallocs take back, newest first, the blocks it freed into
+ * another heap's spans and still holds (its cache of remote frees), before
+ * any block of its own: a fresh thread frees 20 blocks of 64 B that its
+ * parent allocated, then its 20 mallocs of 64 B are those blocks in the
+ * reverse order.  They never left their span's count, so the stats and the
+ * heap check agree throughout; freed again, they go back to the parent's
+ * span when the thread exits. */
+enum { RN = 20 }; /* held: below the cache's 64 blocks of 64 B */
+static void *rblocks[RN];
+
+static void *reuse_remote_thread(void *arg) {
+  (void)arg;
+  lof_stats_t a, b;
+  if (lof_stats_get(&a, sizeof(a)) != 0) return (void *)2;
+  for (int i = 0; i < RN; i++) lof_free(rblocks[i]);
+  if (lof_check() != 0) return (void *)3;
+  void *got[RN];
+  for (int i = 0; i < RN; i++) got[i] = lof_malloc(64);
+  int same = 0;
+  for (int i = 0; i < RN; i++) same += got[i] == rblocks[RN - 1 - i];
+  if (lof_stats_get(&b, sizeof(b)) != 0 || b.allocations != a.allocations) return (void *)4;
+  if (lof_check() != 0) return (void *)5;
+  for (int i = 0; i < RN; i++) lof_free(got[i]);
+  return same == RN ? (void *)1 : (void *)6;
+}
+
+static void *reuse_remote_owner(void *arg) {
+  (void)arg;
+  for (int i = 0; i < RN; i++)
+    if ((rblocks[i] = lof_malloc(64)) == NULL) return (void *)7;
+  pthread_t t;
+  void *ok = NULL;
+  if (pthread_create(&t, NULL, reuse_remote_thread, NULL) != 0) return (void *)8;
+  pthread_join(t, &ok);
+  if (ok != (void *)1) return ok;
+  /* the freeing thread exited: its cache went back to these spans */
+  void *now[RN + 64];
+  int back = 0;
+  for (int i = 0; i < RN + 64; i++) {
+    now[i] = lof_malloc(64);
+    for (int j = 0; j < RN; j++) back += now[i] == rblocks[j];
+  }
+  for (int i = 0; i < RN + 64; i++) lof_free(now[i]);
+  if (lof_check() != 0) return (void *)9;
+  return back == RN ? (void *)1 : (void *)10;
+}
+
+static void test_remote_frees_reused_by_the_freeing_thread(void **state) {
+  (void)state;
+  assert_fresh_thread_returns_1(reuse_remote_owner);
 }
 
 int main(void) {
@@ -675,6 +727,7 @@ int main(void) {
     cmocka_unit_test(test_remote_batch_flushed_at_exit),
     cmocka_unit_test(test_remote_batch_per_class),
     cmocka_unit_test(test_remote_batch_bounds),
+    cmocka_unit_test(test_remote_frees_reused_by_the_freeing_thread),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
