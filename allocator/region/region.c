@@ -2,7 +2,9 @@
  * region.c -- the region layer (contract and invariants in region.h):
  * backend choice at first use, reservations and their per-page state
  * bitmaps (the bit operations in pagebits.h), commit/purge/decommit/release, the global region list, the
- * library's own locked metadata, and fork re-locking.  The locking budget
+ * library's own locked metadata, and fork re-locking; whole regions (huge
+ * blocks: map, remap, room) are whole.c's, on the helpers region_int.h
+ * lists.  The locking budget
  * and the policy applied to every refused lock are in budget.c; ranges a
  * frontend maps itself in external.c; the library's own static data in
  * image.c; the statistics in region_stats.c (which read this file's
@@ -26,8 +28,6 @@
 #include "pagebits.h"
 #include "region.h"
 #include "region_int.h"
-
-enum { LOF_REGION_RESERVED = 1, LOF_REGION_WHOLE = 2 };
 
 /* Counters behind lof_stats_t (bytes unless named *_calls/_failures); the
  * locked and fallback bytes are the budget's (budget.c). */
@@ -282,7 +282,7 @@ lof_region_t *lof__region_find(const void *addr) {
   return r;
 }
 
-/* ---- reserve, map, remap --------------------------------------------------- */
+/* ---- reserve --------------------------------------------------------------- */
 
 static bool region_unmap(void *p, size_t len);
 
@@ -333,65 +333,21 @@ static int region_lock_new(size_t bytes, int (*lock)(void *), void *arg) {
   return 0;
 }
 
-typedef struct region_map_job {
-  size_t size, room, align;
-  void *p;
-} region_map_job_t;
+/* ---- what whole.c uses (region_int.h) ------------------------------------ */
 
-/* A whole new locked mapping: one mmap with MAP_LOCKONFAULT where it can
- * be, else an accounted reservation (with its room) whose first size bytes
- * are locked by mlock2 + mprotect. */
-static int region_map_locked(void *arg) {
-  region_map_job_t *j = arg;
-  if (region_backend == LOF_BACKEND_MAP_LOCKONFAULT && j->align == LOF_PAGE_SIZE && j->room == 0) {
-    j->p = lof__os_map_whole_locked(j->size);
-    if (j->p == NULL) return errno == ENOMEM ? LOF_OS_NOMEM : LOF_OS_LOCK_REFUSED;
-    if (region_nohugepage) lof__os_advise(j->p, j->size, MADV_NOHUGEPAGE);
-    return 0;
-  }
-  j->p = lof__os_reserve(j->size + j->room, j->align, region_nohugepage, true);
-  if (j->p == NULL) return LOF_OS_NOMEM;
-  int rc = lof__os_commit_locked(j->p, j->size, region_backend == LOF_BACKEND_MAP_LOCKONFAULT,
-                                 region_nohugepage);
-  if (rc != 0) {
-    int err = errno;
-    region_unmap(j->p, j->size + j->room);
-    j->p = NULL;
-    errno = err;
-  }
-  return rc;
+int lof__region_lock_new(size_t bytes, int (*lock)(void *), void *arg) {
+  return region_lock_new(bytes, lock, arg);
 }
 
-lof_region_t *lof__region_map(size_t size, size_t room, size_t align) {
-  lof__region_init();
-  if (align < LOF_PAGE_SIZE) align = LOF_PAGE_SIZE;
-  room = LOF_ALIGN_UP(room, LOF_PAGE_SIZE);
-  if (!region_args_ok(size, align) || room > ((size_t)1 << 47)) { errno = ENOMEM; return NULL; }
-  size = LOF_ALIGN_UP(size, LOF_PAGE_SIZE);
-  region_map_job_t job = {size, room, align, NULL};
-  int locked = 0;
-  if (region_backend != LOF_BACKEND_UNLOCKED) {
-    locked = region_lock_new(size, region_map_locked, &job);
-    if (locked < 0) return NULL;
-  }
-  if (!locked) {
-    job.p = lof__os_reserve(size + room, align, region_nohugepage, true);
-    if (job.p == NULL) return NULL;
-    if (lof__os_commit_unlocked(job.p, size) != 0) {
-      region_unmap(job.p, size + room);
-      errno = ENOMEM;
-      return NULL;
-    }
-    lof__budget_fallback((int64_t)size);
-  }
-  lof_region_t *r = region_register((uintptr_t)job.p, size, LOF_REGION_WHOLE);
-  if (r == NULL) {
-    region_unmap(job.p, size + room);
-    if (locked) lof__budget_refund(size);
-    else lof__budget_fallback(-(int64_t)size);
-    errno = ENOMEM;
-    return NULL;
-  }
+bool lof__region_args_ok(size_t size, size_t align) { return region_args_ok(size, align); }
+
+bool lof__region_unmap(void *p, size_t len) { return region_unmap(p, len); }
+
+bool lof__region_nohugepage(void) { return region_nohugepage; }
+
+lof_region_t *lof__region_register_whole(uintptr_t base, size_t size, size_t room, bool locked) {
+  lof_region_t *r = region_register(base, size, LOF_REGION_WHOLE);
+  if (r == NULL) return NULL;
   r->whole_locked = locked;
   r->room = room;
   r->grows = room != 0;
@@ -401,91 +357,18 @@ lof_region_t *lof__region_map(size_t size, size_t room, size_t align) {
   return r;
 }
 
-/* A WHOLE region's new base, size and room, under region_lock (find and the
- * stats' span list read them). */
-static void region_whole_set(lof_region_t *r, uintptr_t base, size_t size, size_t room) {
+void lof__region_count_add(int64_t reserved, int64_t committed) {
+  atomic_fetch_add(&region_count.reserved, (uint64_t)reserved);
+  atomic_fetch_add(&region_count.committed, (uint64_t)committed);
+}
+
+void lof__region_set_whole(lof_region_t *r, uintptr_t base, size_t size, size_t room) {
   sigset_t held;
   lof__lock_nosignal(&region_lock, &held);
   r->base = base;
   r->size = size;
   r->room = room;
   lof__unlock_nosignal(&region_lock, &held);
-}
-
-/* Shrink in place: [base + new_size, base + size) goes back to the room. */
-static int region_whole_shrink(lof_region_t *r, size_t new_size) {
-  size_t cut = r->size - new_size;
-  if (lof__os_decommit((void *)(r->base + new_size), cut) != 0) { errno = ENOMEM; return -1; }
-  atomic_fetch_sub(&region_count.committed, cut);
-  if (r->whole_locked) lof__budget_refund(cut);
-  else lof__budget_fallback(-(int64_t)cut);
-  region_whole_set(r, r->base, new_size, r->room + cut);
-  return 0;
-}
-
-/* Grow by grow bytes into the room: the room's first pages committed. */
-static int region_whole_grow_in_place(lof_region_t *r, size_t grow) {
-  void *tail = (void *)(r->base + r->size);
-  if (r->whole_locked) {
-    int rc = lof__os_commit_locked(tail, grow, region_backend == LOF_BACKEND_MAP_LOCKONFAULT,
-                                   region_nohugepage);
-    if (rc == LOF_OS_LOCK_REFUSED) lof__budget_kernel_refused(grow, errno);
-    if (rc != 0) return -1;
-  } else if (lof__os_commit_unlocked(tail, grow) != 0) {
-    return -1;
-  }
-  region_whole_set(r, r->base, r->size + grow, r->room - grow);
-  return 0;
-}
-
-/* Grow past the room: the block moves into a new reservation of new_size
- * and room (new_size again if the region grows, else none); the old room
- * is unmapped. */
-static int region_whole_move(lof_region_t *r, size_t new_size) {
-  size_t room = r->grows ? new_size : 0;
-  if (room > ((size_t)1 << 47)) room = 0;
-  void *dest = lof__os_reserve(new_size + room, LOF_PAGE_SIZE, region_nohugepage, true);
-  if (dest == NULL) return -1;
-  if (lof__os_remap_to((void *)r->base, r->size, new_size, dest) != 0) {
-    int err = errno;
-    if (r->whole_locked && err == EAGAIN) lof__budget_kernel_refused(new_size - r->size, err);
-    region_unmap(dest, new_size + room);
-    errno = err;
-    return -1;
-  }
-  size_t old_reserved = r->size + r->room;
-  if (r->room != 0) region_unmap((void *)(r->base + r->size), r->room);
-  atomic_fetch_add(&region_count.reserved, new_size + room);
-  atomic_fetch_sub(&region_count.reserved, old_reserved);
-  region_whole_set(r, (uintptr_t)dest, new_size, room);
-  return 0;
-}
-
-int lof__region_remap(lof_region_t *r, size_t new_size) {
-  if (r == NULL || r->kind != LOF_REGION_WHOLE || new_size == 0 || new_size > ((size_t)1 << 47)) {
-    errno = EINVAL;
-    return -1;
-  }
-  new_size = LOF_ALIGN_UP(new_size, LOF_PAGE_SIZE);
-  size_t old = r->size;
-  if (new_size == old) return 0;
-  if (new_size < old) return region_whole_shrink(r, new_size);
-  uint64_t grow = new_size - old;
-  lof_refusal_t why;
-  int err;
-  if (r->whole_locked && !lof__budget_charge(grow, &why, &err)) {
-    /* The caller moves the block instead (where the policy lets it). */
-    errno = ENOMEM;
-    return -1;
-  }
-  if ((grow <= r->room ? region_whole_grow_in_place(r, grow) : region_whole_move(r, new_size)) != 0) {
-    if (r->whole_locked) lof__budget_refund(grow);
-    errno = ENOMEM;
-    return -1;
-  }
-  atomic_fetch_add(&region_count.committed, grow);
-  if (!r->whole_locked) lof__budget_fallback((int64_t)grow);
-  return 0;
 }
 
 /* ---- commit, purge, decommit, release ----------------------------------- */
