@@ -612,14 +612,6 @@ int lof__os_advise(void *addr, size_t len, int advice) {
   return os_madvise(addr, len, advice);
 }
 
-int lof__os_remap(void *addr, size_t old_len, size_t new_len, void **out) {
-  OS_FAULT(LOF_OS_MREMAP, -1);
-  void *p = (void *)syscall(SYS_mremap, addr, old_len, new_len, MREMAP_MAYMOVE, NULL);
-  if (p == MAP_FAILED) return -1;
-  *out = p;
-  return 0;
-}
-
 int lof__os_remap_to(void *addr, size_t old_len, size_t new_len, void *dest) {
   OS_FAULT(LOF_OS_MREMAP, -1);
   void *p = (void *)syscall(SYS_mremap, addr, old_len, new_len, MREMAP_MAYMOVE | MREMAP_FIXED, dest);

@@ -150,11 +150,10 @@ LOF_HIDDEN int lof__os_smaps_sum(lof_os_range_pred in_heap, void *arg,
 
 
 
-/* Grow or shrink a mapping (mremap MAYMOVE); *out is the new address.  A
- * locked range stays lock-on-fault; growth is charged (EAGAIN at the limit). */
-LOF_HIDDEN int lof__os_remap(void *addr, size_t old_len, size_t new_len, void **out);
-/* The same, moved to dest (mremap MAYMOVE|FIXED: dest's old mapping, a
- * reservation of the caller's, is replaced). */
+/* Grow or shrink a mapping and move it to dest (mremap MAYMOVE|FIXED:
+ * dest's old mapping, a reservation of the caller's, is replaced).  A
+ * locked range stays lock-on-fault; growth is charged (EAGAIN at the
+ * limit). */
 LOF_HIDDEN int lof__os_remap_to(void *addr, size_t old_len, size_t new_len, void *dest);
 
 /* Plain read-write anonymous memory for metadata (zeroed). NULL on failure. */
