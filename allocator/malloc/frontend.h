@@ -480,13 +480,42 @@ LOF_HIDDEN void *lof__heap_alloc_slow(size_t cls, lof_heap_t *h);
 LOF_HIDDEN void lof__heap_free_event(lof_heap_t *h, lof_span_t *s); /* used==0 or full after a local free */
 /* cross-thread frees (remote.c) */
 LOF_HIDDEN void lof__span_remote_free(lof_span_t *s, lof_block_t *b); /* heapless thread: one CAS */
-/* A free by h of block b of s, a small span of another heap: held back in
- * h's cache of remote frees (emptied onto the spans' xfree, one CAS per
- * run of one span).  b's cookie is set here. */
-LOF_HIDDEN void lof__heap_remote_free(lof_heap_t *h, lof_span_t *s, lof_block_t *b);
+/* Empty h's cache of class cls onto the spans' xfree stacks, one CAS per
+ * run of blocks of one span; and every class's (lof_purge, thread exit). */
+LOF_HIDDEN void lof__heap_remote_evict(lof_heap_t *h, unsigned cls);
 LOF_HIDDEN void lof__heap_remote_flush(lof_heap_t *h);
-/* A block of class cls from h's cache of remote frees (malloc's slow path), or NULL. */
-LOF_HIDDEN void *lof__heap_remote_take(lof_heap_t *h, unsigned cls);
+/* A free by h of block b of s, a small span of another heap: held back in
+ * h's cache of remote frees, cookie set, and h's statistics corrected (the
+ * owner counts it back only when it collects it).  The cache of a class
+ * holds fewer than LOF_REMOTE_BATCH blocks and fewer than
+ * LOF_REMOTE_BATCH_BYTES of them (16 KiB blocks are pushed at once): at
+ * most 63 blocks of each class and 16 KiB of each class above 256 B per
+ * thread, 560 KiB in all.  Its blocks stay counted as used by their spans'
+ * owners, so those spans can be neither released nor reused while they
+ * wait.  (n * size against the bytes: no division on the free path.) */
+static inline void lof__heap_remote_free(lof_heap_t *h, lof_span_t *s, lof_block_t *b) {
+  unsigned cls = s->cls;
+  lof__stat_remote(h, cls, -1);
+  b->cookie = lof__block_cookie(s);
+  b->next = h->foreign[cls];
+  h->foreign[cls] = b;
+  uint32_t n = ++h->foreign_n[cls];
+  if (LOF_UNLIKELY(n >= LOF_REMOTE_BATCH || n * s->block_size >= LOF_REMOTE_BATCH_BYTES))
+    lof__heap_remote_evict(h, cls);
+}
+/* malloc's slow path: the block of class cls that h freed last into
+ * another heap's span, from h's cache of remote frees (which must hold
+ * one).  Inline, as malloc's pop is.  Only the statistics' correction made
+ * at its free is undone: the owner never counted it back. */
+static inline void *lof__heap_remote_take(lof_heap_t *h, unsigned cls) {
+  lof_block_t *b = h->foreign[cls];
+  lof__debug_free_block((const lof_span_t *)b->cookie, b);
+  h->foreign[cls] = b->next;
+  h->foreign_n[cls]--;
+  b->cookie = 0;
+  lof__stat_remote(h, cls, 1);
+  return b;
+}
 /* b of s, s abandoned (owner 0): h adopts s and frees b as its owner.
  * false when s is not (or no longer) on the abandoned lists. */
 LOF_HIDDEN bool lof__heap_reclaim(lof_heap_t *h, lof_span_t *s, lof_block_t *b);

@@ -5,14 +5,16 @@
  * span's xfree stack (a lock-free LIFO the owner empties with one exchange,
  * heap.c).  A thread with a heap first keeps such blocks in a cache of its
  * own, one per size class (h->foreign), and its mallocs of the class take
- * them back from there before anything else (lof__heap_remote_take): a
+ * them back from there before anything else: a
  * block it has just freed, still in its CPU's cache, with no atomic
  * operation either way.  Such a block never leaves its span's used count,
  * so it can be handed out again as it stands.  When a class's cache reaches
  * its bound it is emptied onto the spans' xfree stacks, one CAS per run of
  * blocks of one span; a thread without a heap (lof__span_remote_free)
  * pushes each block alone.  Nothing here takes a lock or makes a system
- * call.
+ * call.  The cache's two fast steps, the push at free and the pop at
+ * malloc (lof__heap_remote_free, lof__heap_remote_take), are inline in
+ * frontend.h, on the paths that call them; their bounds are there too.
  */
 #include "frontend.h"
 
@@ -40,7 +42,7 @@ LOF_HIDDEN void lof__span_remote_free(lof_span_t *s, lof_block_t *b) {
  * the per-span batches this replaced, one batch for all classes -> one per
  * class, were pool 1.07 -> 3.19, server 1.07 -> 2.72, prodcons 1.09 ->
  * 7.69 (doc/malloc.md). */
-static void foreign_evict(lof_heap_t *h, unsigned cls) {
+LOF_HIDDEN void lof__heap_remote_evict(lof_heap_t *h, unsigned cls) {
   lof_block_t *b = h->foreign[cls];
   h->foreign[cls] = NULL;
   h->foreign_n[cls] = 0;
@@ -64,34 +66,5 @@ static void foreign_evict(lof_heap_t *h, unsigned cls) {
 
 LOF_HIDDEN void lof__heap_remote_flush(lof_heap_t *h) {
   for (unsigned c = 0; c < LOF_NCLASSES; c++)
-    if (h->foreign[c] != NULL) foreign_evict(h, c);
-}
-
-/* The cache of a class holds fewer than LOF_REMOTE_BATCH blocks and fewer
- * than LOF_REMOTE_BATCH_BYTES of them (16 KiB blocks are pushed at once):
- * at most 63 blocks of each class and 16 KiB of each class above 256 B per
- * thread, 560 KiB in all.  Its blocks stay counted as used by their spans'
- * owners, so those spans can be neither released nor reused while they
- * wait.  (n * size against the bytes: no division on the free path.) */
-LOF_HIDDEN void lof__heap_remote_free(lof_heap_t *h, lof_span_t *s, lof_block_t *b) {
-  b->cookie = lof__block_cookie(s);
-  unsigned cls = s->cls;
-  b->next = h->foreign[cls];
-  h->foreign[cls] = b;
-  uint32_t n = ++h->foreign_n[cls];
-  if (n >= LOF_REMOTE_BATCH || n * s->block_size >= LOF_REMOTE_BATCH_BYTES) foreign_evict(h, cls);
-}
-
-/* malloc's slow path: the block of class cls this thread freed last into
- * another heap's span, or NULL.  Only the statistics' correction made at
- * its free is undone: the owner never counted it back. */
-LOF_HIDDEN void *lof__heap_remote_take(lof_heap_t *h, unsigned cls) {
-  lof_block_t *b = h->foreign[cls];
-  if (b == NULL) return NULL;
-  lof__debug_free_block((const lof_span_t *)b->cookie, b);
-  h->foreign[cls] = b->next;
-  h->foreign_n[cls]--;
-  b->cookie = 0;
-  lof__stat_remote(h, cls, 1);
-  return b;
+    if (h->foreign[c] != NULL) lof__heap_remote_evict(h, c);
 }
