@@ -15,19 +15,22 @@
  * served (the region is mapped at that alignment; nothing is wasted before
  * the block).
  *
- * A block of 4 MiB or more is mapped with room after it (HUGE_ROOM), so
- * that realloc and the cache grow it in place.  realloc resizes the mapping
- * without a copy (lof__region_remap: into the room, back into it, or past
- * it with a moving mremap), and when that fails -- no room to grow, or the growth does not fit the lock
- * budget -- falls back to a new block, a copy and a free, so a realloc never
- * fails where malloc of the new size would succeed.
+ * A block of 4 MiB or more is mapped with room after it (HUGE_ROOM: three
+ * times its size), so that realloc and the cache grow it in place.
+ * realloc resizes the mapping without a copy (lof__region_remap: into the
+ * room, back into it, or past it with a moving mremap), and when that fails
+ * -- no room to grow, or the growth does not fit the lock budget -- falls
+ * back to a new block, a copy and a free, so a realloc never fails where
+ * malloc of the new size would succeed.
  *
  * Freed blocks go to a cache instead of being unmapped at once: a later huge
  * request that it holds, at most four times its size, with the right
  * alignment reuses one without a system call; a page-aligned request
  * that no entry fits takes the largest smaller entry whose room holds the
- * growth, else the entry nearest in size, and resizes it (no copy, no
- * refault of the pages it keeps).  Cache entries decay like
+ * growth and grows it in place, else the entry nearest in size: a larger
+ * one whole up to eight times the request (its slack bounded as below) and
+ * shrunk beyond, a smaller one grown past its room (moved).  No copy, and
+ * no refault of the pages it keeps.  Cache entries decay like
  * free pages (LOFALLOC_DECAY_MS; never with -1/never or mallopt
  * M_TRIM_THRESHOLD -1): they expire at the next huge call, or at the next
  * arena operation (a span or large block taken or given back) after they
@@ -79,17 +82,27 @@ typedef struct lof_huge {
  * quarter (exact reuse or mremap to size) 68k minor faults and 88 MB peak;
  * with 4x, 25k faults and 102 MB (tcmalloc 27k, 109 MB; glibc 103k, 110 MB). */
 #define HUGE_SLACK_MAX 3 /* usable - request <= 3 x request */
+/* ... and, when no cached block fits that way and none can grow into the
+ * request in place, the nearest larger one is handed out whole down to an
+ * eighth of its size rather than shrunk (see cache_take_locked); further
+ * than that it is shrunk, so a block's slack never exceeds seven times
+ * what the program asked for. */
+#define HUGE_WHOLE_SLACK_MAX 7
 /* Address space reserved past a block for it to grow into in place
- * (lof__region_map): as much again as the block, for blocks of 4 MiB (the
- * default threshold) and more; none below, where a lowered threshold makes
- * many small huge blocks.  Room costs neither memory nor lock charge
- * (PROT_NONE), one VMA.  A block that grows past it is moved by mremap,
- * and on a VM that shadows page tables every page of a moved block faults
- * again at its next touch (doc/malloc.md): with the room, lofbench
- * bigchurn makes 1 move instead of 12, and its user time went from 0.81 to
- * 0.60 s (farm-bench medians). */
+ * (lof__region_map): three times the block, for blocks of 4 MiB (the
+ * default threshold) and more, so that a cached block serves requests from
+ * a quarter (HUGE_SLACK_MAX) to four times its size where it is; none
+ * below, where a lowered threshold makes many small huge blocks.  Room
+ * costs neither memory nor lock charge (PROT_NONE), one VMA; a move keeps
+ * the ratio (lof__region_remap).  A block that grows past it is moved by
+ * mremap, and on a VM that shadows page tables a move (or a drop) of tens
+ * of MiB of resident pages makes every resident page of the process fault
+ * again (doc/malloc.md).  lofbench bigchurn: with no room 12 moves; with
+ * as much again 1 move, user time 0.81 -> 0.60 s; with three times, and a
+ * far larger entry handed out whole rather than shrunk, no move and no
+ * drop, 0.97x tcmalloc's wall time (farm-bench medians). */
 #define HUGE_ROOM_MIN ((size_t)4 << 20)
-#define HUGE_ROOM(len) ((len) >= HUGE_ROOM_MIN ? (len) : 0)
+#define HUGE_ROOM(len) ((len) >= HUGE_ROOM_MIN ? 3 * (len) : 0)
 
 static pthread_mutex_t huge_lock = PTHREAD_MUTEX_INITIALIZER; /* guards everything below */
 static lof_huge_t *huge_buckets[HUGE_BUCKETS];
@@ -238,12 +251,17 @@ static void cache_unlink_locked(lof_huge_t *d) {
 /* The best cached block for size bytes at align, unlinked, or NULL: the
  * smallest that holds it; an unpinned one at most HUGE_SLACK_MAX x larger.  When
  * none fits and the request needs only page alignment, an unpinned block is
- * taken to be resized and *resize is set: the largest one smaller than the
- * request whose room holds the growth (it grows in place: no copy, no move,
- * its resident pages stay resident and locked), else the one nearest in
- * size (a shrink is in place too; growth past the room moves the block).
- * That keeps a churn of blocks of varying sizes off fresh mappings and
- * their faults. */
+ * taken: the largest one smaller than the request whose room holds the
+ * growth (*resize: it grows in place, no copy, no move, its resident pages
+ * stay resident and locked), else the one nearest in size -- if larger,
+ * whole up to HUGE_WHOLE_SLACK_MAX (reuse_fit keeps its slack resident
+ * within the bound, else shrinks it) and shrunk beyond (*resize), if
+ * smaller, grown past its room (*resize: moved).  That
+ * keeps a churn of blocks of varying sizes off fresh mappings and their
+ * faults.  (Shrinking the larger one instead dropped 20 MiB of resident
+ * pages in bigchurn, and on this VM a drop that size makes every resident
+ * page of the process fault again: the next three blocks' memsets took
+ * 114 ms, where resident blocks take under 1 ms each.) */
 static lof_huge_t *cache_take_locked(size_t size, size_t align, bool *resize) {
   lof_huge_t *best = NULL, *near = NULL, *grow = NULL;
   size_t near_gap = SIZE_MAX;
@@ -264,7 +282,8 @@ static lof_huge_t *cache_take_locked(size_t size, size_t align, bool *resize) {
   }
   if (best == NULL && near != NULL && align <= LOF_PAGE_SIZE) {
     best = grow != NULL ? grow : near;
-    *resize = true;
+    /* a larger one goes whole (reuse_fit bounds the slack of all of them) */
+    *resize = best->size < size || best->size - size > size * HUGE_WHOLE_SLACK_MAX;
   }
   if (best != NULL) cache_unlink_locked(best);
   return best;

@@ -350,7 +350,8 @@ lof_region_t *lof__region_register_whole(uintptr_t base, size_t size, size_t roo
   if (r == NULL) return NULL;
   r->whole_locked = locked;
   r->room = room;
-  r->grows = room != 0;
+  size_t ratio = room / size; /* size > 0: lof__region_map checked it */
+  r->room_ratio = room == 0 ? 0 : ratio == 0 ? 1 : ratio > UINT8_MAX ? UINT8_MAX : (uint8_t)ratio;
   atomic_fetch_add(&region_count.reserved, room);
   atomic_fetch_add(&region_count.committed, size);
   atomic_fetch_add(&region_count.commit_calls, 1);

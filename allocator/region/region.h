@@ -57,7 +57,8 @@ struct lof_region {
   /* --- private to region.c --- */
   uint32_t kind;             /* LOF_REGION_RESERVED or LOF_REGION_WHOLE */
   bool whole_locked;         /* WHOLE regions: committed locked (else fallback) */
-  bool grows;                /* WHOLE regions: mapped with room, so a move keeps room */
+  uint8_t room_ratio;        /* WHOLE regions: room / size when mapped (0: no room);
+                              * a move past the room reserves room_ratio x the new size */
   _Atomic(bool) lockall;     /* RESERVED, on a kernel with the fault-time charge: the
                               * whole reservation is readable, writable and locked on
                               * fault from the start (one lock call); commit and
@@ -85,11 +86,12 @@ LOF_HIDDEN lof_region_t *lof__region_map(size_t size, size_t room, size_t align)
  * its pages and its lock charge go); growth within the room commits the
  * room's first pages in place, so the block keeps its address and its page
  * tables.  Growth past the room moves the block (mremap) into a new
- * reservation, with room as large as the new size if it was mapped with
- * room (read r->base after): a moved range's pages are resident still, but
- * a VM that shadows page tables refaults every one of them on its next
- * touch (20 MiB moved: 5-25 ms of first touches on this project's test VM,
- * against 0.5 ms in place).  Growth of a locked region that the budget or
+ * reservation, with room in the proportion it was mapped with (room /
+ * size, at least 1 if it had room; read r->base after): a moved range's
+ * pages are resident still, but a VM that shadows page tables refaults
+ * every one of them on its next touch, and every other page of the process
+ * too (20 MiB moved: 5-25 ms of first touches of it on this project's test
+ * VM, against 0.5 ms in place; doc/malloc.md).  Growth of a locked region that the budget or
  * the kernel refuses fails quietly: 0, or -1 + ENOMEM (region unchanged),
  * and the caller moves the block (lof__region_map applies the policy). */
 LOF_HIDDEN int lof__region_remap(lof_region_t *r, size_t new_size);

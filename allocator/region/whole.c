@@ -104,11 +104,10 @@ static int region_whole_grow_in_place(lof_region_t *r, size_t grow) {
 }
 
 /* Grow past the room: the block moves into a new reservation of new_size
- * and room (new_size again if the region grows, else none); the old room
- * is unmapped. */
+ * and room (room_ratio x new_size: the proportion it was mapped with); the
+ * old room is unmapped. */
 static int region_whole_move(lof_region_t *r, size_t new_size) {
-  size_t room = r->grows ? new_size : 0;
-  if (room > ((size_t)1 << 47)) room = 0;
+  size_t room = new_size > ((size_t)1 << 47) / (r->room_ratio + 1u) ? 0 : r->room_ratio * new_size;
   void *dest = lof__os_reserve(new_size + room, LOF_PAGE_SIZE, lof__region_nohugepage(), true);
   if (dest == NULL) return -1;
   if (lof__os_remap_to((void *)r->base, r->size, new_size, dest) != 0) {

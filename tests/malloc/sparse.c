@@ -18,7 +18,9 @@
  * block's VMAs and says so.  Unprivileged, under RLIMIT_MEMLOCK, the test
  * re-executes itself with LOFALLOC_HUGE_THRESHOLD=256K and sizes scaled to
  * the lockable room, and checks that nothing was served unlocked.
- * Numbers are printed so a failure says by how much.
+ * As root the test also runs itself that way, in a child without
+ * CAP_IPC_LOCK under the default 8 MiB (test_as_unprivileged).  Numbers are
+ * printed so a failure says by how much.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -30,12 +32,14 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "lofalloc.h"
 #include "pageflags.h"
+#include "proc.h"
 #include "smaps.h"
 
 #define KiB ((uint64_t)1 << 10)
@@ -196,7 +200,9 @@ static void test_sparse_large_blocks(void **state) {
 static void test_huge_realloc_moves_without_copy(void **state) {
   (void)state;
   uint64_t room = lock_room();
-  size_t from = room == UINT64_MAX ? 256 * MiB : (size_t)(room / 8) & ~(size_t)(64 * KiB - 1);
+  /* Unlimited: a huge block, whose room (three times its size) holds
+   * growth to four times; 128 -> 700 MiB is past it. */
+  size_t from = room == UINT64_MAX ? 128 * MiB : (size_t)(room / 8) & ~(size_t)(64 * KiB - 1);
   size_t to = room == UINT64_MAX ? 700 * MiB : (size_t)(room / 3) & ~(size_t)(64 * KiB - 1);
   uint64_t fb = fallback_bytes();
   for (int round = 0; round < 2; round++) {
@@ -205,7 +211,8 @@ static void test_huge_realloc_moves_without_copy(void **state) {
     p[0] = 42;
     p[from - 1] = 43;
     /* Block growth in place: map a page right after the block's VMA (if
-     * something is there already, it blocks just as well). */
+     * something is there already -- a huge block's room -- it blocks just
+     * as well, past the room). */
     smaps_vma_t v;
     assert_int_equal(smaps_vma_at(p, &v), 0);
     void *blocker = mmap((void *)v.end, PAGE, PROT_NONE,
@@ -242,6 +249,9 @@ static void test_huge_realloc_moves_without_copy(void **state) {
     }
     lof_free(q);
     if (blocker != MAP_FAILED) munmap(blocker, PAGE);
+    /* the next round starts from no cached block: the moved one would be
+     * reused whole for the next calloc, and grow nowhere */
+    lof_purge();
   }
   assert_int_equal(fallback_bytes(), fb);
   assert_int_equal(lof_check(), 0);
@@ -262,8 +272,31 @@ static void reexec_limited(char **argv) {
   exit(1);
 }
 
+static char **self_argv;
+
+/* As root, the same tests once more in a child that gave up CAP_IPC_LOCK
+ * under the default 8 MiB RLIMIT_MEMLOCK, as an unprivileged user runs
+ * them (the child re-executes itself limited, above).  Its output goes to
+ * stderr, in the log but not read as this test's TAP. */
+static void test_as_unprivileged(void **state) {
+  (void)state;
+  if (limited) skip(); /* this is the limited run */
+  fflush(stdout);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    dup2(2, 1);
+    if (drop_ipc_lock(8 * MiB) != 0) _exit(90);
+    reexec_limited(self_argv);
+  }
+  int st;
+  assert_int_equal(waitpid(pid, &st, 0), pid);
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) fail_msg("unprivileged run: status %#x (its output is above, on stderr)", st);
+}
+
 int main(int argc, char **argv) {
   (void)argc;
+  self_argv = argv;
   struct rlimit rl;
   limited = !has_ipc_lock() && getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY;
   if (limited && !getenv("LOFTEST_SPARSE_LIMITED")) reexec_limited(argv);
@@ -275,6 +308,7 @@ int main(int argc, char **argv) {
     cmocka_unit_test(test_sparse_calloc),
     cmocka_unit_test(test_sparse_large_blocks),
     cmocka_unit_test(test_huge_realloc_moves_without_copy),
+    cmocka_unit_test(test_as_unprivileged),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
