@@ -41,7 +41,7 @@ LOF_HIDDEN void lof__double_free_check(lof_heap_t *h, lof_span_t *s, lof_block_t
   /* Only the owner walks these lists; xfree may be walked from a snapshot
    * because only the owner ever pops it. */
   if (block_in_list(s->free, b) ||
-      block_in_list((lof_block_t *)atomic_load_explicit(&s->xfree, memory_order_acquire), b))
+      block_in_list(lof__xfree_top(atomic_load_explicit(&s->xfree, memory_order_acquire)), b))
     lof__fatal("free(): double free of %p", (void *)b);
 }
 

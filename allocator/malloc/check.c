@@ -6,7 +6,8 @@
  * one span, and no span in use lies above the committed prefix; free runs are coalesced (no two free
  * neighbours), sit in the bin of their size, and are on the dirty list
  * exactly when not known zero; small spans have the geometry of their class;
- * the calling thread's own spans have consistent free lists and counts;
+ * the calling thread's own spans have consistent free lists and counts,
+ * and remote stacks that hold the count their word says;
  * huge headers are intact.  Each arena is locked while it is walked, so the
  * check is safe while other threads run (their own small spans are only
  * checked for geometry).  Returns 0, or -1 after one message on stderr.
@@ -127,6 +128,22 @@ static int heap_check_span(lof_heap_t *h, lof_span_t *s) {
   if (n + lof__span_used(s) != s->capacity || s->capacity > s->reserved) {
     lof__message("check: span %p: %zu free + %u used != %u carved", (void *)s, n, lof__span_used(s),
                  s->capacity);
+    return -1;
+  }
+  /* The remote stack holds as many blocks as its word says (other threads
+   * only push above this snapshot; only this thread, the owner, takes). */
+  uintptr_t x = atomic_load_explicit(&s->xfree, memory_order_acquire);
+  size_t k = 0;
+  for (lof_block_t *b = lof__xfree_top(x); b != NULL; b = b->next) {
+    uintptr_t p = (uintptr_t)b;
+    if (p < start || p >= end || (p - start) % s->block_size != 0 || ++k > s->capacity) {
+      lof__message("check: span %p: remote stack holds bad block %p", (void *)s, (void *)b);
+      return -1;
+    }
+  }
+  if (k != lof__xfree_count(x) || k > lof__span_used(s)) {
+    lof__message("check: span %p: remote stack of %zu blocks counted %u (%u used)", (void *)s, k,
+                 lof__xfree_count(x), lof__span_used(s));
     return -1;
   }
   return 0;

@@ -215,15 +215,15 @@ static inline __attribute__((always_inline)) void span_set_full(lof_span_t *s, b
  * owner) or, for a span no heap owns (h NULL), on the global counters. */
 static bool span_collect(lof_heap_t *h, lof_span_t *s) {
   if (atomic_load_explicit(&s->xfree, memory_order_relaxed) == 0) return false;
-  lof_block_t *b = (lof_block_t *)atomic_exchange_explicit(&s->xfree, 0, memory_order_acquire);
-  if (b == NULL) return false;
-  unsigned n = 1;
-  lof_block_t *last = b;
-  while (last->next) {
-    last = last->next;
-    n++;
+  uintptr_t x = atomic_exchange_explicit(&s->xfree, 0, memory_order_acquire);
+  if (x == 0) return false;
+  lof_block_t *b = lof__xfree_top(x);
+  unsigned n = lof__xfree_count(x);
+  if (s->free != NULL) { /* rare (a kept span, reclaim, exit): append behind the stack */
+    lof_block_t *last = b;
+    while (last->next) last = last->next;
+    last->next = s->free;
   }
-  last->next = s->free;
   s->free = b;
   lof__span_used_set(s, s->used - n);
   if (h != NULL)

@@ -18,18 +18,20 @@
  */
 #include "frontend.h"
 
-/* Push the list head..tail (blocks of s, cookies set) onto s->xfree. */
-static void xfree_push(lof_span_t *s, lof_block_t *head, lof_block_t *tail) {
-  uintptr_t old = atomic_load_explicit(&s->xfree, memory_order_relaxed);
+/* Push the list head..tail, n blocks of s (cookies set), onto s->xfree. */
+static void xfree_push(lof_span_t *s, lof_block_t *head, lof_block_t *tail, unsigned n) {
+  uintptr_t old = atomic_load_explicit(&s->xfree, memory_order_relaxed), new;
   do {
-    tail->next = (lof_block_t *)old;
-  } while (!atomic_compare_exchange_weak_explicit(&s->xfree, &old, (uintptr_t)head,
-                                                  memory_order_release, memory_order_relaxed));
+    tail->next = lof__xfree_top(old);
+    uintptr_t count = (uintptr_t)lof__xfree_count(old) + n;
+    new = (uintptr_t)head | count << LOF_XFREE_SHIFT;
+  } while (!atomic_compare_exchange_weak_explicit(&s->xfree, &old, new, memory_order_release,
+                                                  memory_order_relaxed));
 }
 
 LOF_HIDDEN void lof__span_remote_free(lof_span_t *s, lof_block_t *b) {
   b->cookie = lof__block_cookie(s);
-  xfree_push(s, b, b);
+  xfree_push(s, b, b, 1);
 }
 
 /* ---- the per-class caches ------------------------------------------------ */
@@ -48,20 +50,23 @@ LOF_HIDDEN void lof__heap_remote_evict(lof_heap_t *h, unsigned cls) {
   h->foreign_n[cls] = 0;
   lof_span_t *run = NULL;
   lof_block_t *head = NULL, *tail = NULL;
+  unsigned n = 0;
   while (b != NULL) {
     lof_block_t *next = b->next;
     lof_span_t *s = (lof_span_t *)b->cookie;
     if (s != run) {
-      if (run != NULL) xfree_push(run, head, tail);
+      if (run != NULL) xfree_push(run, head, tail, n);
       run = s;
       head = b;
+      n = 0;
     } else {
       tail->next = b;
     }
     tail = b;
+    n++;
     b = next;
   }
-  if (run != NULL) xfree_push(run, head, tail);
+  if (run != NULL) xfree_push(run, head, tail, n);
 }
 
 LOF_HIDDEN void lof__heap_remote_flush(lof_heap_t *h) {
