@@ -93,8 +93,9 @@ typedef struct lof_huge {
  * default threshold) and more, so that a cached block serves requests from
  * a quarter (HUGE_SLACK_MAX) to four times its size where it is; none
  * below, where a lowered threshold makes many small huge blocks.  Room
- * costs neither memory nor lock charge (PROT_NONE), one VMA; a move keeps
- * the ratio (lof__region_remap).  A block that grows past it is moved by
+ * costs neither memory nor lock charge (PROT_NONE), one VMA, only address
+ * space: where that is short (RLIMIT_AS) a block is mapped without room
+ * (huge_map); a move keeps the ratio (lof__region_remap).  A block that grows past it is moved by
  * mremap, and on a VM that shadows page tables a move (or a drop) of tens
  * of MiB of resident pages makes every resident page of the process fault
  * again (doc/malloc.md).  lofbench bigchurn: with no room 12 moves; with
@@ -377,6 +378,15 @@ static void reuse_fit(lof_huge_t *d, size_t len, bool clear, bool *zero) {
   if (clear && lof__region_purge(d->region, (void *)d->block, len) == 0) *zero = true;
 }
 
+/* A new mapping for a block of len bytes, with its room; without it when
+ * the room is what does not fit (RLIMIT_AS, a crowded address space): the
+ * room is an optimisation, never a reason for a malloc to fail. */
+static lof_region_t *huge_map(size_t len, size_t align) {
+  lof_region_t *r = lof__region_map(len, HUGE_ROOM(len), align);
+  if (r == NULL && HUGE_ROOM(len) != 0) r = lof__region_map(len, 0, align);
+  return r;
+}
+
 LOF_HIDDEN void *lof__huge_alloc(size_t size, size_t align, bool clear, bool *zero) {
   lof__malloc_init();
   if (align < LOF_PAGE_SIZE) align = LOF_PAGE_SIZE;
@@ -419,10 +429,10 @@ LOF_HIDDEN void *lof__huge_alloc(size_t size, size_t align, bool clear, bool *ze
     return (void *)d->block;
   }
 
-  lof_region_t *r = lof__region_map(len, HUGE_ROOM(len), align);
+  lof_region_t *r = huge_map(len, align);
   if (r == NULL && lof__huge_cache_flush() != 0) {
     /* the cached blocks hold lock charge: give it back and try again */
-    r = lof__region_map(len, HUGE_ROOM(len), align);
+    r = huge_map(len, align);
   }
   if (r == NULL) {
     errno = ENOMEM;

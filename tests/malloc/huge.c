@@ -8,6 +8,7 @@
  * a request no cached block fits reuses the nearest one, mremapped, and its
  * resident pages are not faulted again (as root and unprivileged), and
  * sizes far apart share one block, grown in its room or handed out whole;
+ * under RLIMIT_AS a block that fits only without its room gets none;
  * a reused
  * block keeps no resident pages of its earlier users past what the bound on
  * slack allows, and calloc drops them instead of writing zeros.
@@ -348,6 +349,38 @@ static int child_far(bool unpriv) {
   return lof_check() == 0 ? 0 : 8;
 }
 
+/* Under RLIMIT_AS with room for a block but not for the block and its
+ * room (three times its size), malloc still succeeds: the block is mapped
+ * without room, and works.  Unprivileged (8 MiB), the block is served
+ * unlocked by the default fallback policy, still without room. */
+static int child_aslimit(bool unpriv) {
+  if (unpriv && drop_ipc_lock(8 * MiB) != 0) return 20;
+  char *warm = lof_malloc(64); /* the heap's own reservations come first */
+  if (warm == NULL) return 1;
+  size_t vm = 0;
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  while (f != NULL && fgets(line, sizeof line, f) != NULL)
+    if (sscanf(line, "VmSize: %zu", &vm) == 1) break;
+  if (f != NULL) fclose(f);
+  if (vm == 0) return 2;
+  size_t big = 200 * MiB;
+  struct rlimit rl = {(rlim_t)vm * 1024 + 300 * MiB, RLIM_INFINITY};
+  if (setrlimit(RLIMIT_AS, &rl) != 0) return 3;
+  char *p = lof_malloc(big);
+  char msg[128];
+  snprintf(msg, sizeof msg, "# %s, RLIMIT_AS VmSize + 300 MiB: malloc(200 MiB) %s\n",
+           unpriv ? "unprivileged" : "root", p ? "served" : "failed");
+  say(msg);
+  if (p == NULL) return 4;
+  p[0] = 1;
+  p[big - 1] = 2;
+  if (lof_malloc_usable_size(p) != big) return 5;
+  lof_free(p);
+  lof_free(warm);
+  return lof_check() == 0 ? 0 : 6;
+}
+
 /* A reused block does not carry its earlier users' pages past what the
  * program asks for.  calloc of a freed, fully written block gets it back
  * with its pages dropped (zero, not resident) instead of zeros written over
@@ -413,6 +446,12 @@ static void test_cache_resize(void **state) {
   run_child("resize-unpriv", (char *[]){NULL});
 }
 
+static void test_room_is_optional(void **state) {
+  (void)state;
+  run_child("aslimit", (char *[]){NULL});
+  run_child("aslimit-unpriv", (char *[]){NULL});
+}
+
 static void test_cache_far_sizes(void **state) {
   (void)state;
   run_child("far", (char *[]){NULL});
@@ -448,6 +487,8 @@ int main(int argc, char **argv) {
     if (strcmp(mode, "reserve") == 0) return child_reserve();
     if (strcmp(mode, "resize") == 0) return child_resize(false);
     if (strcmp(mode, "resize-unpriv") == 0) return child_resize(true);
+    if (strcmp(mode, "aslimit") == 0) return child_aslimit(false);
+    if (strcmp(mode, "aslimit-unpriv") == 0) return child_aslimit(true);
     if (strcmp(mode, "far") == 0) return child_far(false);
     if (strcmp(mode, "far-unpriv") == 0) return child_far(true);
     if (strcmp(mode, "residency") == 0) return child_residency(false);
@@ -461,6 +502,9 @@ int main(int argc, char **argv) {
     cmocka_unit_test(test_cache_resize),
     cmocka_unit_test(test_cache_residency),
     cmocka_unit_test(test_cache_far_sizes),
+#ifndef UNDER_SANITIZER /* a sanitizer's shadow memory is address space too */
+    cmocka_unit_test(test_room_is_optional),
+#endif
     cmocka_unit_test(test_cache_decay_without_huge_calls),
 #ifndef UNDER_SANITIZER /* a sanitizer runtime makes memory system calls of its own */
     cmocka_unit_test(test_cache),
