@@ -446,7 +446,7 @@ static void test_cache_resize(void **state) {
   run_child("resize-unpriv", (char *[]){NULL});
 }
 
-static void test_room_is_optional(void **state) {
+static __attribute__((unused)) void test_room_is_optional(void **state) {
   (void)state;
   run_child("aslimit", (char *[]){NULL});
   run_child("aslimit-unpriv", (char *[]){NULL});
